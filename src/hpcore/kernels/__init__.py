@@ -1,0 +1,15 @@
+"""Public kernel-level functions: numpy arrays in, numpy arrays out.
+
+Other tuners embed these.  Each wrapper validates shapes, dtypes and values and raises
+a ``ValueError``/``TypeError`` naming the offending argument before any compiled code
+runs.  One module per concern; this file only re-exports.
+"""
+from hpcore.kernels._threads import effective_n_threads, openmp_enabled
+from hpcore.kernels._random import normal_streams, uniform_streams
+
+__all__ = [
+    "effective_n_threads",
+    "normal_streams",
+    "openmp_enabled",
+    "uniform_streams",
+]
