@@ -3,5 +3,36 @@
 The public API, re-exported; nothing else lives here.
 """
 from hpcore._config import __version__, show_config
+from hpcore.executors.local import ProcessExecutor
+from hpcore.pruners import BasePruner, NopPruner
+from hpcore.samplers import BaseSampler, GridSampler, QMCSampler, RandomSampler, StudyExhausted
+from hpcore.space import Categorical, Float, Int, Space
+from hpcore.storage import BaseStorage, InMemoryStorage, SQLiteStorage
+from hpcore.study import Study, load_study
+from hpcore.trial import FrozenTrial, Trial, TrialPruned, TrialState
 
-__all__ = ["__version__", "show_config"]
+__all__ = [
+    "BasePruner",
+    "BaseSampler",
+    "BaseStorage",
+    "Categorical",
+    "Float",
+    "FrozenTrial",
+    "GridSampler",
+    "InMemoryStorage",
+    "Int",
+    "NopPruner",
+    "ProcessExecutor",
+    "QMCSampler",
+    "RandomSampler",
+    "SQLiteStorage",
+    "Space",
+    "Study",
+    "StudyExhausted",
+    "Trial",
+    "TrialPruned",
+    "TrialState",
+    "__version__",
+    "load_study",
+    "show_config",
+]

@@ -39,3 +39,11 @@ cpdef int effective_n_threads(object n_threads=None) except -1:
     if n > 0:
         return n
     return max(1, n_cpu + 1 + n)
+
+
+def set_num_threads(int n):
+    """Set OpenMP's default thread count for this process (no-op without OpenMP)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if HP_OPENMP_ENABLED:
+        omp_set_num_threads(n)

@@ -1,0 +1,65 @@
+"""The sampler interface.
+
+A sampler turns the study's history into the next configuration.  It reads what it
+needs from the study (``study.space``, ``study.directions``,
+``study.completed_trials()``, ``study.running_trials()``); anything it caches must be
+derivable from those, so that a resumed study continues where it was.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hpcore.study import Study
+
+__all__ = ["BaseSampler", "StudyExhausted", "check_seed"]
+
+
+class StudyExhausted(Exception):
+    """Raised by a sampler that has nothing left to propose (a finished grid)."""
+
+
+def check_seed(seed: Any) -> int:
+    """Validate a seed; ``None`` draws one from the OS."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2 ** 63))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return int(seed) % (2 ** 64)
+
+
+class BaseSampler(ABC):
+    """Base class of samplers.
+
+    Subclasses implement :meth:`sample`.  ``supports_multi_objective`` says whether a
+    study with several directions is accepted.
+    """
+
+    supports_multi_objective: bool = False
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = check_seed(seed)
+
+    def check_study(self, study: "Study") -> None:
+        """Refuse a study this sampler cannot serve (called when the study is made)."""
+        if len(study.directions) > 1 and not self.supports_multi_objective:
+            raise ValueError(f"{type(self).__name__} is single-objective; this study has "
+                             f"{len(study.directions)} objectives (use GeneticSampler (NSGA-II), "
+                             "RandomSampler, QMCSampler or GridSampler)")
+
+    @abstractmethod
+    def sample(self, study: "Study", number: int) -> dict[str, Any]:
+        """Return the configuration for trial ``number`` of ``study``.
+
+        Must be a valid configuration of ``study.space`` (``space.decode`` of a point of
+        the unit cube always is).  Raise :class:`StudyExhausted` when there is nothing
+        left to propose.
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(seed={self.seed})"

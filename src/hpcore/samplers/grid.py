@@ -1,0 +1,70 @@
+"""Grid search: every combination of a finite space, in a seeded shuffled order."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from hpcore.samplers.base import BaseSampler, StudyExhausted
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hpcore.study import Study
+
+__all__ = ["GridSampler"]
+
+
+class GridSampler(BaseSampler):
+    """Exhaustive search over a grid.
+
+    Trial ``n`` evaluates grid point ``perm[n]`` of a permutation fixed by ``seed``.
+    Trial numbers are unique across workers and processes sharing a storage and keep
+    counting after a resume, so no grid point is evaluated twice; the study stops
+    when every point has been handed out.
+
+    Parameters
+    ----------
+    values : mapping of name to list, optional
+        Explicit grid values per parameter.
+    n_points : int, optional
+        Points for continuous Floats (log-spaced on a log scale) and the most values
+        an Int contributes.  Continuous Floats need ``values`` or ``n_points``.
+    seed : int, optional
+        Seed of the shuffled order (``shuffle=False`` keeps the natural order).
+    """
+
+    supports_multi_objective = True
+
+    def __init__(self, values: Mapping[str, Sequence[Any]] | None = None, n_points: int | None = None,
+                 seed: int | None = None, shuffle: bool = True) -> None:
+        super().__init__(seed)
+        self.values = values
+        self.n_points = n_points
+        self.shuffle = shuffle
+        self._grid: list[dict[str, Any]] | None = None
+        self._perm: np.ndarray | None = None
+        self._space_id: int | None = None
+
+    def grid(self, study: "Study") -> list[dict[str, Any]]:
+        """The grid of ``study``'s space, in the natural order."""
+        if self._grid is None or self._space_id != id(study.space):
+            self._grid = study.space.grid(self.values, self.n_points)
+            n = len(self._grid)
+            self._perm = (np.random.default_rng(self.seed).permutation(n) if self.shuffle
+                          else np.arange(n))
+            self._space_id = id(study.space)
+        return self._grid
+
+    def check_study(self, study: "Study") -> None:
+        super().check_study(study)
+        self.grid(study)  # raise now, naming the parameter, if the space is not finite
+
+    def __len__(self) -> int:
+        if self._grid is None:
+            raise ValueError("the grid is known once the sampler is attached to a study")
+        return len(self._grid)
+
+    def sample(self, study: "Study", number: int) -> dict[str, Any]:
+        grid = self.grid(study)
+        if number >= len(grid):
+            raise StudyExhausted(f"all {len(grid)} grid points have been handed out")
+        return dict(grid[int(self._perm[number])])
