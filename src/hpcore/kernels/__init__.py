@@ -6,10 +6,18 @@ runs.  One module per concern; this file only re-exports.
 """
 from hpcore.kernels._threads import effective_n_threads, openmp_enabled
 from hpcore.kernels._random import normal_streams, uniform_streams
+from hpcore.kernels._halving import (Bracket, RungBook, hyperband_brackets, make_rung_book,
+                                     rung_levels, top_k)
 
 __all__ = [
     "effective_n_threads",
     "normal_streams",
     "openmp_enabled",
     "uniform_streams",
+    "Bracket",
+    "RungBook",
+    "hyperband_brackets",
+    "make_rung_book",
+    "rung_levels",
+    "top_k",
 ]
