@@ -6,6 +6,10 @@ runs.  One module per concern; this file only re-exports.
 """
 from hpcore.kernels._threads import effective_n_threads, openmp_enabled
 from hpcore.kernels._random import normal_streams, uniform_streams
+from hpcore.kernels._genetic import (blend_crossover, categorical_mutation, crowding_distance,
+                                     elite_indices, gaussian_mutation, nondominated_sort,
+                                     nsga2_rank, polynomial_mutation, sbx_crossover,
+                                     tournament_select, uniform_crossover)
 from hpcore.kernels._halving import (Bracket, RungBook, hyperband_brackets, make_rung_book,
                                      rung_levels, top_k)
 
@@ -14,6 +18,17 @@ __all__ = [
     "normal_streams",
     "openmp_enabled",
     "uniform_streams",
+    "blend_crossover",
+    "categorical_mutation",
+    "crowding_distance",
+    "elite_indices",
+    "gaussian_mutation",
+    "nondominated_sort",
+    "nsga2_rank",
+    "polynomial_mutation",
+    "sbx_crossover",
+    "tournament_select",
+    "uniform_crossover",
     "Bracket",
     "RungBook",
     "hyperband_brackets",

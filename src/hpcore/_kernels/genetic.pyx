@@ -1,0 +1,865 @@
+"""Genetic operators and NSGA-II ranking.
+
+Every operator works on rows (individuals, or pairs of parents) in parallel; row ``i``
+draws from its own counter-based stream ``stream_offset + i`` of ``seed``, so the
+output does not depend on the thread count.  Inputs are validated by the Python
+wrappers in ``hpcore.kernels._genetic``; here they are assumed C-contiguous, finite,
+with ``lower <= x <= upper``.
+
+References
+----------
+K. Deb, R. B. Agrawal, "Simulated binary crossover for continuous search space",
+Complex Systems 9 (1995); K. Deb, M. Goyal, "A combined genetic adaptive search
+(GeneAS)", 1996 (polynomial mutation); the bounded forms are those of Deb's NSGA-II
+reference code (revision 1.1.6).  L. Eshelman, J. D. Schaffer, "Real-coded genetic
+algorithms and interval-schemata" (BLX-alpha), 1993.  K. Deb, A. Pratap, S. Agarwal,
+T. Meyarivan, "A fast and elitist multiobjective genetic algorithm: NSGA-II", IEEE TEC
+6(2), 2002.  X. Zhang, Y. Tian, R. Cheng, Y. Jin, "An efficient approach to
+nondominated sorting for evolutionary multiobjective optimization" (ENS-BS), IEEE TEC
+19(2), 2015.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.math cimport pow, fabs, floor, INFINITY
+from libc.stdlib cimport malloc, free, realloc
+from libc.string cimport memcpy, memmove
+from libc.stdint cimport uint64_t, int64_t
+
+from hpcore._kernels._openmp cimport effective_n_threads
+from hpcore._kernels.rng cimport Rng, rng_init, rng_uniform, rng_normal, rng_integer
+
+cnp.import_array()
+
+cdef double _EPS = 1e-14
+
+
+# ---------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------
+cdef inline double _finish(double c, double lo, double hi, unsigned char is_int) noexcept nogil:
+    """Round an integer gene, then clip to the bounds."""
+    if is_int:
+        c = floor(c + 0.5)
+    if c < lo:
+        c = lo
+    elif c > hi:
+        c = hi
+    return c
+
+
+# ---------------------------------------------------------------------------------
+# selection
+# ---------------------------------------------------------------------------------
+cdef int64_t _tournament_one(const double* fit, Py_ssize_t n, Py_ssize_t k,
+                             uint64_t seed, uint64_t stream) noexcept nogil:
+    cdef Rng r
+    cdef Py_ssize_t t, c, best
+    rng_init(&r, seed, stream)
+    best = rng_integer(&r, n)
+    for t in range(1, k):
+        c = rng_integer(&r, n)
+        if fit[c] < fit[best] or (fit[c] == fit[best] and c < best):
+            best = c
+    return best
+
+
+def tournament_select(const double[::1] fitness, Py_ssize_t n_select, Py_ssize_t k,
+                      uint64_t seed, uint64_t stream_offset, n_threads):
+    """Indices of ``n_select`` tournament winners (size ``k``, with replacement, lower
+    fitness wins, ties to the lower index)."""
+    cdef Py_ssize_t n = fitness.shape[0], i
+    out = np.empty(n_select, dtype=np.int64)
+    cdef int64_t[::1] o = out
+    cdef int nt = effective_n_threads(n_threads)
+    for i in prange(n_select, nogil=True, schedule="static", num_threads=nt):
+        o[i] = _tournament_one(&fitness[0], n, k, seed, stream_offset + <uint64_t>i)
+    return out
+
+
+# Stable merge sort of an index array under a "less than" on keys (key, index).
+cdef inline bint _key_less(const double* key, int64_t a, int64_t b) noexcept nogil:
+    return key[a] < key[b] or (key[a] == key[b] and a < b)
+
+
+cdef void _argsort_key(const double* key, int64_t* idx, int64_t* tmp, Py_ssize_t n) noexcept nogil:
+    """Sort ``idx`` by (key[idx], idx), bottom-up merge sort (O(n log n), stable)."""
+    cdef Py_ssize_t width = 1, lo, mid, hi, a, b, t
+    cdef int64_t* src = idx
+    cdef int64_t* dst = tmp
+    cdef int64_t* sw
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = lo + width
+            if mid > n:
+                mid = n
+            hi = lo + 2 * width
+            if hi > n:
+                hi = n
+            a = lo
+            b = mid
+            t = lo
+            while a < mid and b < hi:
+                if _key_less(key, src[b], src[a]):
+                    dst[t] = src[b]
+                    b += 1
+                else:
+                    dst[t] = src[a]
+                    a += 1
+                t += 1
+            while a < mid:
+                dst[t] = src[a]
+                a += 1
+                t += 1
+            while b < hi:
+                dst[t] = src[b]
+                b += 1
+                t += 1
+            lo += 2 * width
+        sw = src
+        src = dst
+        dst = sw
+        width *= 2
+    if src != idx:
+        memcpy(idx, src, n * sizeof(int64_t))
+
+
+def elite_indices(const double[::1] fitness, Py_ssize_t n_elite):
+    """Indices of the ``n_elite`` lowest fitness values, best first (ties: lower index)."""
+    cdef Py_ssize_t n = fitness.shape[0], i
+    order = np.arange(n, dtype=np.int64)
+    tmp = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] o = order
+    cdef int64_t[::1] t = tmp
+    if n > 0:
+        with nogil:
+            _argsort_key(&fitness[0], &o[0], &t[0], n)
+    return order[:n_elite].copy()
+
+
+# ---------------------------------------------------------------------------------
+# crossover
+# ---------------------------------------------------------------------------------
+cdef inline double _sbx_betaq(double beta, double u, double eta) noexcept nogil:
+    cdef double alpha = 2.0 - pow(beta, -(eta + 1.0))
+    if u <= 1.0 / alpha:
+        return pow(u * alpha, 1.0 / (eta + 1.0))
+    return pow(1.0 / (2.0 - u * alpha), 1.0 / (eta + 1.0))
+
+
+cdef void _sbx_pair(const double* p1, const double* p2, double* c1, double* c2,
+                    const double* lo, const double* hi, const unsigned char* isint,
+                    Py_ssize_t d, double eta, double prob, double prob_var,
+                    uint64_t seed, uint64_t stream) noexcept nogil:
+    cdef Rng r
+    cdef Py_ssize_t j
+    cdef double y1, y2, yl, yu, u, bq, a, b, t
+    cdef bint cross
+    rng_init(&r, seed, stream)
+    cross = rng_uniform(&r) < prob
+    for j in range(d):
+        a = p1[j]
+        b = p2[j]
+        if cross and rng_uniform(&r) < prob_var and fabs(a - b) > _EPS:
+            if a < b:
+                y1 = a
+                y2 = b
+            else:
+                y1 = b
+                y2 = a
+            yl = lo[j]
+            yu = hi[j]
+            u = rng_uniform(&r)
+            bq = _sbx_betaq(1.0 + 2.0 * (y1 - yl) / (y2 - y1), u, eta)
+            a = 0.5 * ((y1 + y2) - bq * (y2 - y1))
+            bq = _sbx_betaq(1.0 + 2.0 * (yu - y2) / (y2 - y1), u, eta)
+            b = 0.5 * ((y1 + y2) + bq * (y2 - y1))
+            if rng_uniform(&r) < 0.5:
+                t = a
+                a = b
+                b = t
+        c1[j] = _finish(a, lo[j], hi[j], isint[j])
+        c2[j] = _finish(b, lo[j], hi[j], isint[j])
+
+
+def sbx_crossover(const double[:, ::1] pa, const double[:, ::1] pb,
+                  const double[::1] lower, const double[::1] upper,
+                  const unsigned char[::1] integer, double eta, double prob, double prob_var,
+                  uint64_t seed, uint64_t stream_offset, n_threads):
+    """Bounded simulated binary crossover; pair ``i`` uses stream ``stream_offset + i``."""
+    cdef Py_ssize_t m = pa.shape[0], d = pa.shape[1], i
+    ca = np.empty((m, d), dtype=np.float64)
+    cb = np.empty((m, d), dtype=np.float64)
+    cdef double[:, ::1] a = ca
+    cdef double[:, ::1] b = cb
+    cdef int nt = effective_n_threads(n_threads)
+    if m == 0 or d == 0:
+        return ca, cb
+    for i in prange(m, nogil=True, schedule="static", num_threads=nt):
+        _sbx_pair(&pa[i, 0], &pb[i, 0], &a[i, 0], &b[i, 0], &lower[0], &upper[0], &integer[0],
+                  d, eta, prob, prob_var, seed, stream_offset + <uint64_t>i)
+    return ca, cb
+
+
+cdef void _uniform_pair(const double* p1, const double* p2, double* c1, double* c2,
+                        Py_ssize_t d, double prob, double prob_var,
+                        uint64_t seed, uint64_t stream) noexcept nogil:
+    cdef Rng r
+    cdef Py_ssize_t j
+    cdef bint cross
+    rng_init(&r, seed, stream)
+    cross = rng_uniform(&r) < prob
+    for j in range(d):
+        if cross and rng_uniform(&r) < prob_var:
+            c1[j] = p2[j]
+            c2[j] = p1[j]
+        else:
+            c1[j] = p1[j]
+            c2[j] = p2[j]
+
+
+def uniform_crossover(const double[:, ::1] pa, const double[:, ::1] pb, double prob,
+                      double prob_var, uint64_t seed, uint64_t stream_offset, n_threads):
+    """Uniform crossover: each gene is swapped with probability ``prob_var``."""
+    cdef Py_ssize_t m = pa.shape[0], d = pa.shape[1], i
+    ca = np.empty((m, d), dtype=np.float64)
+    cb = np.empty((m, d), dtype=np.float64)
+    cdef double[:, ::1] a = ca
+    cdef double[:, ::1] b = cb
+    cdef int nt = effective_n_threads(n_threads)
+    if m == 0 or d == 0:
+        return ca, cb
+    for i in prange(m, nogil=True, schedule="static", num_threads=nt):
+        _uniform_pair(&pa[i, 0], &pb[i, 0], &a[i, 0], &b[i, 0], d, prob, prob_var,
+                      seed, stream_offset + <uint64_t>i)
+    return ca, cb
+
+
+cdef void _blend_pair(const double* p1, const double* p2, double* c1, double* c2,
+                      const double* lo, const double* hi, const unsigned char* isint,
+                      Py_ssize_t d, double alpha, double prob,
+                      uint64_t seed, uint64_t stream) noexcept nogil:
+    cdef Rng r
+    cdef Py_ssize_t j
+    cdef double x1, x2, s, a, b
+    cdef bint cross
+    rng_init(&r, seed, stream)
+    cross = rng_uniform(&r) < prob
+    for j in range(d):
+        a = p1[j]
+        b = p2[j]
+        if cross:
+            x1 = a if a < b else b
+            x2 = b if a < b else a
+            s = alpha * (x2 - x1)
+            a = x1 - s + rng_uniform(&r) * (x2 - x1 + 2.0 * s)
+            b = x1 - s + rng_uniform(&r) * (x2 - x1 + 2.0 * s)
+        c1[j] = _finish(a, lo[j], hi[j], isint[j])
+        c2[j] = _finish(b, lo[j], hi[j], isint[j])
+
+
+def blend_crossover(const double[:, ::1] pa, const double[:, ::1] pb,
+                    const double[::1] lower, const double[::1] upper,
+                    const unsigned char[::1] integer, double alpha, double prob,
+                    uint64_t seed, uint64_t stream_offset, n_threads):
+    """BLX-alpha: each child gene uniform on the parents' interval widened by alpha."""
+    cdef Py_ssize_t m = pa.shape[0], d = pa.shape[1], i
+    ca = np.empty((m, d), dtype=np.float64)
+    cb = np.empty((m, d), dtype=np.float64)
+    cdef double[:, ::1] a = ca
+    cdef double[:, ::1] b = cb
+    cdef int nt = effective_n_threads(n_threads)
+    if m == 0 or d == 0:
+        return ca, cb
+    for i in prange(m, nogil=True, schedule="static", num_threads=nt):
+        _blend_pair(&pa[i, 0], &pb[i, 0], &a[i, 0], &b[i, 0], &lower[0], &upper[0], &integer[0],
+                    d, alpha, prob, seed, stream_offset + <uint64_t>i)
+    return ca, cb
+
+
+# ---------------------------------------------------------------------------------
+# mutation
+# ---------------------------------------------------------------------------------
+cdef void _polynomial_row(double* x, const double* lo, const double* hi,
+                          const unsigned char* isint, Py_ssize_t d, double eta,
+                          double prob_var, uint64_t seed, uint64_t stream) noexcept nogil:
+    cdef Rng r
+    cdef Py_ssize_t j
+    cdef double y, yl, yu, d1, d2, u, xy, val, dq, mpow = 1.0 / (eta + 1.0)
+    rng_init(&r, seed, stream)
+    for j in range(d):
+        if rng_uniform(&r) >= prob_var:
+            continue
+        yl = lo[j]
+        yu = hi[j]
+        if yu - yl <= 0.0:
+            continue
+        y = x[j]
+        d1 = (y - yl) / (yu - yl)
+        d2 = (yu - y) / (yu - yl)
+        u = rng_uniform(&r)
+        if u <= 0.5:
+            xy = 1.0 - d1
+            val = 2.0 * u + (1.0 - 2.0 * u) * pow(xy, eta + 1.0)
+            dq = pow(val, mpow) - 1.0
+        else:
+            xy = 1.0 - d2
+            val = 2.0 * (1.0 - u) + 2.0 * (u - 0.5) * pow(xy, eta + 1.0)
+            dq = 1.0 - pow(val, mpow)
+        x[j] = _finish(y + dq * (yu - yl), yl, yu, isint[j])
+
+
+def polynomial_mutation(double[:, ::1] x, const double[::1] lower, const double[::1] upper,
+                        const unsigned char[::1] integer, double eta, double prob_var,
+                        uint64_t seed, uint64_t stream_offset, n_threads):
+    """Bounded polynomial mutation of ``x`` in place; row ``i`` uses stream
+    ``stream_offset + i``."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i
+    cdef int nt = effective_n_threads(n_threads)
+    if n == 0 or d == 0:
+        return
+    for i in prange(n, nogil=True, schedule="static", num_threads=nt):
+        _polynomial_row(&x[i, 0], &lower[0], &upper[0], &integer[0], d, eta, prob_var,
+                        seed, stream_offset + <uint64_t>i)
+
+
+cdef void _gaussian_row(double* x, const double* lo, const double* hi,
+                        const unsigned char* isint, Py_ssize_t d, double sigma,
+                        double prob_var, uint64_t seed, uint64_t stream) noexcept nogil:
+    cdef Rng r
+    cdef Py_ssize_t j
+    rng_init(&r, seed, stream)
+    for j in range(d):
+        if rng_uniform(&r) < prob_var:
+            x[j] = _finish(x[j] + sigma * (hi[j] - lo[j]) * rng_normal(&r), lo[j], hi[j], isint[j])
+
+
+def gaussian_mutation(double[:, ::1] x, const double[::1] lower, const double[::1] upper,
+                      const unsigned char[::1] integer, double sigma, double prob_var,
+                      uint64_t seed, uint64_t stream_offset, n_threads):
+    """Gaussian mutation in place: step ``sigma * (upper - lower)``, clipped."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i
+    cdef int nt = effective_n_threads(n_threads)
+    if n == 0 or d == 0:
+        return
+    for i in prange(n, nogil=True, schedule="static", num_threads=nt):
+        _gaussian_row(&x[i, 0], &lower[0], &upper[0], &integer[0], d, sigma, prob_var,
+                      seed, stream_offset + <uint64_t>i)
+
+
+cdef void _categorical_row(double* x, const int64_t* ncat, Py_ssize_t d, double prob,
+                           uint64_t seed, uint64_t stream) noexcept nogil:
+    cdef Rng r
+    cdef Py_ssize_t j, k, cur
+    rng_init(&r, seed, stream)
+    for j in range(d):
+        if ncat[j] < 2:
+            continue
+        if rng_uniform(&r) < prob:
+            cur = <Py_ssize_t>x[j]
+            k = rng_integer(&r, ncat[j] - 1)
+            if k >= cur:
+                k += 1
+            x[j] = <double>k
+
+
+def categorical_mutation(double[:, ::1] x, const int64_t[::1] n_categories, double prob,
+                         uint64_t seed, uint64_t stream_offset, n_threads):
+    """Reset categorical genes (``n_categories[j] >= 2``) to another category, in place."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i
+    cdef int nt = effective_n_threads(n_threads)
+    if n == 0 or d == 0:
+        return
+    for i in prange(n, nogil=True, schedule="static", num_threads=nt):
+        _categorical_row(&x[i, 0], &n_categories[0], d, prob, seed, stream_offset + <uint64_t>i)
+
+
+# ---------------------------------------------------------------------------------
+# non-dominated sorting
+# ---------------------------------------------------------------------------------
+cdef inline bint _lex_less(const double* f, Py_ssize_t m, int64_t a, int64_t b) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double fa, fb
+    for k in range(m):
+        fa = f[a * m + k]
+        fb = f[b * m + k]
+        if fa < fb:
+            return True
+        if fa > fb:
+            return False
+    return a < b
+
+
+cdef void _lexsort(const double* f, Py_ssize_t m, int64_t* idx, int64_t* tmp,
+                   Py_ssize_t n) noexcept nogil:
+    """Stable bottom-up merge sort of ``idx`` in lexicographic order of the rows of f."""
+    cdef Py_ssize_t width = 1, lo, mid, hi, a, b, t
+    cdef int64_t* src = idx
+    cdef int64_t* dst = tmp
+    cdef int64_t* sw
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = lo + width
+            if mid > n:
+                mid = n
+            hi = lo + 2 * width
+            if hi > n:
+                hi = n
+            a = lo
+            b = mid
+            t = lo
+            while a < mid and b < hi:
+                if _lex_less(f, m, src[b], src[a]):
+                    dst[t] = src[b]
+                    b += 1
+                else:
+                    dst[t] = src[a]
+                    a += 1
+                t += 1
+            while a < mid:
+                dst[t] = src[a]
+                a += 1
+                t += 1
+            while b < hi:
+                dst[t] = src[b]
+                b += 1
+                t += 1
+            lo += 2 * width
+        sw = src
+        src = dst
+        dst = sw
+        width *= 2
+    if src != idx:
+        memcpy(idx, src, n * sizeof(int64_t))
+
+
+cdef inline bint _dominates(const double* f, Py_ssize_t m, int64_t q, int64_t p) noexcept nogil:
+    """q dominates p (minimization): no worse in all objectives, better in one."""
+    cdef Py_ssize_t k
+    cdef bint better = False
+    cdef double a, b
+    for k in range(m):
+        a = f[q * m + k]
+        b = f[p * m + k]
+        if a > b:
+            return False
+        if a < b:
+            better = True
+    return better
+
+
+cdef inline bint _dom2(double q1, double q2, double p1, double p2) noexcept nogil:
+    """A front whose last member is (q1, q2) dominates p (points in lexicographic order)."""
+    return (q2 < p2) | ((q2 == p2) & (q1 < p1))
+
+
+cdef Py_ssize_t _nds_2d(const double* f, const int64_t* order, int64_t* rank,
+                        Py_ssize_t n, double* last1, double* last2) noexcept nogil:
+    """Two objectives, points in lexicographic order: each front is summarized by its
+    last member (the one with the smallest f2); binary search for the first front that
+    does not dominate the point.  O(n log n).  Returns the number of fronts."""
+    cdef Py_ssize_t i, nf = 0, lo, hi, mid
+    cdef int64_t p
+    cdef double p1, p2
+    for i in range(n):
+        p = order[i]
+        p1 = f[2 * p]
+        p2 = f[2 * p + 1]
+        # the number of fronts that dominate p ("front k dominates p" holds for a prefix
+        # of k); branch-free halving
+        lo = 0
+        if nf > 0:
+            hi = nf
+            while hi > 1:
+                mid = hi >> 1
+                lo = (lo + mid) if _dom2(last1[lo + mid], last2[lo + mid], p1, p2) else lo
+                hi -= mid
+            lo += 1 if _dom2(last1[lo], last2[lo], p1, p2) else 0
+        rank[p] = lo
+        last1[lo] = p1
+        last2[lo] = p2
+        if lo == nf:
+            nf += 1
+    return nf
+
+
+cdef bint _front_dominates(const double* f, Py_ssize_t m, int64_t head, const int64_t* nxt,
+                           int64_t p) noexcept nogil:
+    cdef int64_t q = head
+    while q >= 0:
+        if _dominates(f, m, q, p):
+            return True
+        q = nxt[q]
+    return False
+
+
+cdef Py_ssize_t _nds_ens(const double* f, Py_ssize_t m, const int64_t* order, int64_t* rank,
+                         Py_ssize_t n, int64_t* head, int64_t* nxt) noexcept nogil:
+    """Efficient non-dominated sort with binary search (ENS-BS), any number of
+    objectives.  A point can only be dominated by points before it in lexicographic
+    order, which are all placed already.  Fronts are linked lists, newest first."""
+    cdef Py_ssize_t i, nf = 0, lo, hi, mid
+    cdef int64_t p
+    for i in range(n):
+        p = order[i]
+        lo = 0
+        hi = nf
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _front_dominates(f, m, head[mid], nxt, p):
+                lo = mid + 1
+            else:
+                hi = mid
+        rank[p] = lo
+        if lo == nf:
+            head[lo] = -1
+            nf += 1
+        nxt[p] = head[lo]
+        head[lo] = p
+    return nf
+
+
+cdef inline uint64_t _dkey(double x) noexcept nogil:
+    """Order-preserving map of a double to an unsigned integer (-0.0 == 0.0)."""
+    cdef double y = x + 0.0
+    cdef uint64_t u
+    memcpy(&u, &y, sizeof(double))
+    if u >> 63:
+        return ~u
+    return u | ((<uint64_t>1) << 63)
+
+
+cdef void _lex_order(const double* f, Py_ssize_t m, Py_ssize_t n, int64_t* idx, int64_t* tmp,
+                     uint64_t* keys, uint64_t* ktmp) noexcept nogil:
+    """Indices in lexicographic order of the rows of f, ties by index: a stable LSD radix
+    sort on the first objective, then a merge sort of each run of equal first values."""
+    cdef Py_ssize_t i, shift, b, pos, total, start
+    cdef Py_ssize_t count[256]
+    cdef int64_t* src = idx
+    cdef int64_t* dst = tmp
+    cdef uint64_t* ks = keys
+    cdef uint64_t* kd = ktmp
+    cdef int64_t* sw
+    cdef uint64_t* kw
+    cdef bint skip
+    for i in range(n):
+        idx[i] = i
+        keys[i] = _dkey(f[i * m])
+    for shift in range(0, 64, 8):
+        for b in range(256):
+            count[b] = 0
+        for i in range(n):
+            count[(ks[i] >> shift) & 255] += 1
+        skip = False
+        for b in range(256):
+            if count[b] == n:
+                skip = True
+        if skip:
+            continue
+        total = 0
+        for b in range(256):
+            pos = count[b]
+            count[b] = total
+            total += pos
+        for i in range(n):
+            b = (ks[i] >> shift) & 255
+            pos = count[b]
+            count[b] += 1
+            dst[pos] = src[i]
+            kd[pos] = ks[i]
+        sw = src
+        src = dst
+        dst = sw
+        kw = ks
+        ks = kd
+        kd = kw
+    if src != idx:
+        memcpy(idx, src, n * sizeof(int64_t))
+        memcpy(keys, ks, n * sizeof(uint64_t))
+    if m == 1:
+        return
+    start = 0
+    for i in range(1, n + 1):
+        if i == n or keys[i] != keys[start]:
+            if i - start > 1:
+                _lexsort(f, m, &idx[start], tmp, i - start)
+            start = i
+
+
+cdef Py_ssize_t _nds_3d(const double* f, const int64_t* order, int64_t* rank, Py_ssize_t n) noexcept nogil:
+    """Three objectives.  Points come in lexicographic order, so an earlier point q
+    dominates p iff q's (f1, f2) is <= p's and q != p.  Each front keeps the staircase
+    of its members' (f1, f2) projections (f1 increasing, f2 strictly decreasing): the
+    dominance test is one binary search.  Returns the number of fronts, -1 if out of
+    memory."""
+    cdef double** s0 = <double**>malloc(n * sizeof(double*))
+    cdef double** s1 = <double**>malloc(n * sizeof(double*))
+    cdef double** s2 = <double**>malloc(n * sizeof(double*))
+    cdef Py_ssize_t* sz = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* cap = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+    cdef Py_ssize_t i, nf = 0, lo, hi, mid, k, start, end, pos, err = 0
+    cdef int64_t p
+    cdef double p0, p1, p2
+    if s0 == NULL or s1 == NULL or s2 == NULL or sz == NULL or cap == NULL:
+        free(s0)
+        free(s1)
+        free(s2)
+        free(sz)
+        free(cap)
+        return -1
+    for i in range(n):
+        p = order[i]
+        p0 = f[3 * p]
+        p1 = f[3 * p + 1]
+        p2 = f[3 * p + 2]
+        lo = 0
+        if nf > 0:
+            hi = nf
+            while hi > 1:
+                mid = hi >> 1
+                lo = (lo + mid) if _stair_dominated(s0[lo + mid], s1[lo + mid], s2[lo + mid],
+                                                    sz[lo + mid], p0, p1, p2) else lo
+                hi -= mid
+            lo += 1 if _stair_dominated(s0[lo], s1[lo], s2[lo], sz[lo], p0, p1, p2) else 0
+        k = lo
+        rank[p] = k
+        if k == nf:
+            cap[k] = 16
+            sz[k] = 0
+            s0[k] = <double*>malloc(16 * sizeof(double))
+            s1[k] = <double*>malloc(16 * sizeof(double))
+            s2[k] = <double*>malloc(16 * sizeof(double))
+            nf += 1
+            if s0[k] == NULL or s1[k] == NULL or s2[k] == NULL:
+                err = 1
+                break
+        # insert p's projection: first index with s1 > p1
+        pos = _upper(s1[k], sz[k], p1)
+        if pos > 0 and s2[k][pos - 1] <= p2:
+            continue                    # an equal point is already there
+        start = pos
+        if pos > 0 and s1[k][pos - 1] == p1:
+            start = pos - 1
+        end = start
+        while end < sz[k] and s2[k][end] >= p2:
+            end += 1
+        if end == start:                # make room for one
+            if sz[k] == cap[k]:
+                cap[k] *= 2
+                if not (_grow(&s0[k], cap[k]) and _grow(&s1[k], cap[k]) and _grow(&s2[k], cap[k])):
+                    err = 1
+                    break
+            memmove(&s0[k][start + 1], &s0[k][start], (sz[k] - start) * sizeof(double))
+            memmove(&s1[k][start + 1], &s1[k][start], (sz[k] - start) * sizeof(double))
+            memmove(&s2[k][start + 1], &s2[k][start], (sz[k] - start) * sizeof(double))
+            sz[k] += 1
+        elif end > start + 1:           # p replaces [start, end)
+            memmove(&s0[k][start + 1], &s0[k][end], (sz[k] - end) * sizeof(double))
+            memmove(&s1[k][start + 1], &s1[k][end], (sz[k] - end) * sizeof(double))
+            memmove(&s2[k][start + 1], &s2[k][end], (sz[k] - end) * sizeof(double))
+            sz[k] -= end - start - 1
+        s0[k][start] = p0
+        s1[k][start] = p1
+        s2[k][start] = p2
+    for k in range(nf):
+        free(s0[k])
+        free(s1[k])
+        free(s2[k])
+    free(s0)
+    free(s1)
+    free(s2)
+    free(sz)
+    free(cap)
+    return -1 if err else nf
+
+
+cdef inline bint _grow(double** a, Py_ssize_t cap) noexcept nogil:
+    cdef double* b = <double*>realloc(a[0], cap * sizeof(double))
+    if b == NULL:
+        return False
+    a[0] = b
+    return True
+
+
+cdef inline Py_ssize_t _upper(const double* a, Py_ssize_t n, double x) noexcept nogil:
+    """Number of a[i] <= x (a sorted ascending); branch-free halving."""
+    cdef const double* base = a
+    cdef Py_ssize_t half
+    if n == 0:
+        return 0
+    while n > 1:
+        half = n >> 1
+        base = (base + half) if base[half] <= x else base
+        n -= half
+    return (base - a) + (1 if base[0] <= x else 0)
+
+
+cdef inline bint _stair_dominated(const double* s0, const double* s1, const double* s2,
+                                  Py_ssize_t n, double p0, double p1, double p2) noexcept nogil:
+    cdef Py_ssize_t q = _upper(s1, n, p1) - 1
+    if q < 0 or s2[q] > p2:
+        return False
+    return not (s0[q] == p0 and s1[q] == p1 and s2[q] == p2)
+
+
+def nondominated_sort(const double[:, ::1] F):
+    """Front index (0 = non-dominated) of every row of ``F`` (minimization)."""
+    cdef Py_ssize_t n = F.shape[0], m = F.shape[1], nf = 0
+    rank = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return rank
+    order = np.empty(n, dtype=np.int64)
+    tmp = np.empty(n, dtype=np.int64)
+    keys = np.empty(n, dtype=np.uint64)
+    ktmp = np.empty(n, dtype=np.uint64)
+    cdef int64_t[::1] r = rank
+    cdef int64_t[::1] o = order
+    cdef int64_t[::1] t = tmp
+    cdef uint64_t[::1] ks = keys
+    cdef uint64_t[::1] kt = ktmp
+    cdef double[::1] l1, l2
+    cdef int64_t[::1] hd
+    with nogil:
+        _lex_order(&F[0, 0], m, n, &o[0], &t[0], &ks[0], &kt[0])
+    if m == 1:
+        with nogil:
+            _rank_1d(&F[0, 0], &o[0], &r[0], n)
+    elif m == 2:
+        l1 = np.empty(n, dtype=np.float64)
+        l2 = np.empty(n, dtype=np.float64)
+        with nogil:
+            _nds_2d(&F[0, 0], &o[0], &r[0], n, &l1[0], &l2[0])
+    elif m == 3:
+        with nogil:
+            nf = _nds_3d(&F[0, 0], &o[0], &r[0], n)
+        if nf < 0:
+            raise MemoryError("nondominated_sort: out of memory")
+    else:
+        hd = np.empty(n, dtype=np.int64)
+        with nogil:
+            _nds_ens(&F[0, 0], m, &o[0], &r[0], n, &hd[0], &t[0])
+    return rank
+
+
+def nondominated_sort_ens(const double[:, ::1] F):
+    """The general ENS-BS path for any number of objectives (tests compare the 2- and
+    3-objective fast paths with it)."""
+    cdef Py_ssize_t n = F.shape[0], m = F.shape[1]
+    rank = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return rank
+    order = np.empty(n, dtype=np.int64)
+    tmp = np.empty(n, dtype=np.int64)
+    keys = np.empty(n, dtype=np.uint64)
+    ktmp = np.empty(n, dtype=np.uint64)
+    hd = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] r = rank
+    cdef int64_t[::1] o = order
+    cdef int64_t[::1] t = tmp
+    cdef uint64_t[::1] ks = keys
+    cdef uint64_t[::1] kt = ktmp
+    cdef int64_t[::1] h = hd
+    with nogil:
+        _lex_order(&F[0, 0], m, n, &o[0], &t[0], &ks[0], &kt[0])
+        _nds_ens(&F[0, 0], m, &o[0], &r[0], n, &h[0], &t[0])
+    return rank
+
+
+cdef void _rank_1d(const double* f, const int64_t* order, int64_t* rank, Py_ssize_t n) noexcept nogil:
+    """One objective: the front of a point is the number of distinct smaller values."""
+    cdef Py_ssize_t i, k = 0
+    rank[order[0]] = 0
+    for i in range(1, n):
+        if f[order[i]] > f[order[i - 1]]:
+            k += 1
+        rank[order[i]] = k
+
+
+# ---------------------------------------------------------------------------------
+# crowding distance
+# ---------------------------------------------------------------------------------
+cdef void _crowding_front(const double* f, Py_ssize_t m, const int64_t* members, Py_ssize_t s,
+                          double* dist) noexcept nogil:
+    """Crowding distance of one front (``members`` in increasing index order)."""
+    cdef int64_t* idx
+    cdef int64_t* tmp
+    cdef double* key
+    cdef Py_ssize_t k, i, lo_i
+    cdef double span
+    for i in range(s):
+        dist[members[i]] = 0.0
+    if s <= 2:
+        for i in range(s):
+            dist[members[i]] = INFINITY
+        return
+    idx = <int64_t*>malloc(s * sizeof(int64_t))
+    tmp = <int64_t*>malloc(s * sizeof(int64_t))
+    key = <double*>malloc(s * sizeof(double))
+    if idx == NULL or tmp == NULL or key == NULL:
+        free(idx)
+        free(tmp)
+        free(key)
+        for i in range(s):
+            dist[members[i]] = -1.0    # signals allocation failure to the caller
+        return
+    for k in range(m):
+        for i in range(s):
+            idx[i] = i
+            key[i] = f[members[i] * m + k]
+        _argsort_key(key, idx, tmp, s)
+        dist[members[idx[0]]] = INFINITY
+        dist[members[idx[s - 1]]] = INFINITY
+        span = key[idx[s - 1]] - key[idx[0]]
+        if span <= 0.0:
+            continue
+        for i in range(1, s - 1):
+            lo_i = members[idx[i]]
+            dist[lo_i] += (key[idx[i + 1]] - key[idx[i - 1]]) / span
+    free(idx)
+    free(tmp)
+    free(key)
+
+
+def crowding_distance(const double[:, ::1] F, const int64_t[::1] rank, Py_ssize_t n_fronts,
+                      n_threads):
+    """NSGA-II crowding distance of every row of ``F`` within its front; the fronts are
+    processed in parallel."""
+    cdef Py_ssize_t n = F.shape[0], m = F.shape[1], i, fr
+    dist = np.zeros(n, dtype=np.float64)
+    if n == 0:
+        return dist
+    # members grouped by front, in increasing index order (counting sort)
+    counts = np.bincount(np.asarray(rank), minlength=n_fronts).astype(np.int64)
+    starts = np.zeros(n_fronts + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    members = np.argsort(np.asarray(rank), kind="stable").astype(np.int64)
+    cdef double[::1] d = dist
+    cdef int64_t[::1] st = starts
+    cdef int64_t[::1] mem = members
+    cdef int nt = effective_n_threads(n_threads)
+    for fr in prange(n_fronts, nogil=True, schedule="static", num_threads=nt):
+        if st[fr + 1] > st[fr]:
+            _crowding_front(&F[0, 0], m, &mem[st[fr]], st[fr + 1] - st[fr], &d[0])
+    if (dist < 0).any():
+        raise MemoryError("crowding_distance: out of memory")
+    return dist
+
+
+def lex_order(const double[:, ::1] F):
+    """Row indices in lexicographic order of ``F`` (ties by index)."""
+    cdef Py_ssize_t n = F.shape[0], m = F.shape[1]
+    order = np.empty(n, dtype=np.int64)
+    if n == 0:
+        return order
+    tmp = np.empty(n, dtype=np.int64)
+    keys = np.empty(n, dtype=np.uint64)
+    ktmp = np.empty(n, dtype=np.uint64)
+    cdef int64_t[::1] o = order
+    cdef int64_t[::1] t = tmp
+    cdef uint64_t[::1] ks = keys
+    cdef uint64_t[::1] kt = ktmp
+    with nogil:
+        _lex_order(&F[0, 0], m, n, &o[0], &t[0], &ks[0], &kt[0])
+    return order

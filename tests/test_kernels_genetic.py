@@ -1,0 +1,367 @@
+"""Genetic operators and NSGA-II ranking against NumPy references."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from hpcore._kernels import genetic as _g
+from hpcore.kernels import (blend_crossover, categorical_mutation, crowding_distance,
+                            elite_indices, gaussian_mutation, nondominated_sort, nsga2_rank,
+                            polynomial_mutation, sbx_crossover, tournament_select,
+                            uniform_crossover)
+
+KS_ALPHA = 1e-3
+
+
+# ---------------------------------------------------------------------------------------
+# NumPy references (straight transcriptions of Deb's NSGA-II code, vectorized)
+# ---------------------------------------------------------------------------------------
+def ref_sbx(y1, y2, yl, yu, eta, rng, n):
+    """Children of one gene pair (y1 < y2), ``n`` draws, before the random swap."""
+    u = rng.random(n)
+
+    def betaq(beta):
+        alpha = 2.0 - beta ** -(eta + 1.0)
+        return np.where(u <= 1.0 / alpha, (u * alpha) ** (1.0 / (eta + 1.0)),
+                        (1.0 / (2.0 - u * alpha)) ** (1.0 / (eta + 1.0)))
+
+    c1 = 0.5 * ((y1 + y2) - betaq(1.0 + 2.0 * (y1 - yl) / (y2 - y1)) * (y2 - y1))
+    c2 = 0.5 * ((y1 + y2) + betaq(1.0 + 2.0 * (yu - y2) / (y2 - y1)) * (y2 - y1))
+    return np.clip(c1, yl, yu), np.clip(c2, yl, yu)
+
+
+def ref_polynomial(y, yl, yu, eta, rng, n):
+    u = rng.random(n)
+    d1, d2 = (y - yl) / (yu - yl), (yu - y) / (yu - yl)
+    mp = 1.0 / (eta + 1.0)
+    lo = (2 * u + (1 - 2 * u) * (1 - d1) ** (eta + 1)) ** mp - 1
+    hi = 1 - (2 * (1 - u) + 2 * (u - 0.5) * (1 - d2) ** (eta + 1)) ** mp
+    return np.clip(y + np.where(u <= 0.5, lo, hi) * (yu - yl), yl, yu)
+
+
+def brute_ranks(F):
+    """Peel fronts with the full O(n^2) dominance matrix."""
+    dom = (F[:, None, :] <= F[None, :, :]).all(-1) & (F[:, None, :] < F[None, :, :]).any(-1)
+    n = len(F)
+    rank = np.full(n, -1)
+    left = np.ones(n, bool)
+    k = 0
+    while left.any():
+        front = left & ~dom[left].any(0)
+        rank[front] = k
+        left &= ~front
+        k += 1
+    return rank
+
+
+def brute_crowding(F, rank):
+    d = np.zeros(len(F))
+    for r in np.unique(rank):
+        mem = np.flatnonzero(rank == r)
+        if len(mem) <= 2:
+            d[mem] = np.inf
+            continue
+        for k in range(F.shape[1]):
+            o = mem[np.argsort(F[mem, k], kind="stable")]
+            d[o[0]] = d[o[-1]] = np.inf
+            span = F[o[-1], k] - F[o[0], k]
+            if span > 0:
+                for i in range(1, len(o) - 1):
+                    d[o[i]] += (F[o[i + 1], k] - F[o[i - 1], k]) / span
+    return d
+
+
+def pair_rows(y1, y2, n):
+    return np.full((n, 1), float(y1)), np.full((n, 1), float(y2))
+
+
+# ---------------------------------------------------------------------------------------
+# SBX
+# ---------------------------------------------------------------------------------------
+def test_sbx_children_mean_equals_parents_mean():
+    rng = np.random.default_rng(0)
+    pa, pb = rng.random((2000, 8)), rng.random((2000, 8))
+    # bounds far away: both children get the same spread factor, so c1 + c2 = p1 + p2
+    ca, cb = sbx_crossover(pa, pb, -1e9, 1e9, eta=10, prob=1.0, prob_var=1.0, seed=3)
+    np.testing.assert_allclose(ca + cb, pa + pb, rtol=0, atol=1e-6)
+    # bounds that bind: the mean is still preserved on average for a centered pair
+    ca, cb = sbx_crossover(*pair_rows(0.3, 0.7, 100000), 0.0, 1.0, eta=2, prob=1.0,
+                           prob_var=1.0, seed=4)
+    assert abs((ca + cb).mean() / 2 - 0.5) < 2e-3
+    assert not np.allclose(ca, pa[0, 0])
+
+
+@pytest.mark.parametrize("eta", [1.0, 5.0, 20.0])
+def test_sbx_spread_matches_the_sbx_distribution(eta):
+    n = 20000
+    ca, cb = sbx_crossover(*pair_rows(0.4, 0.6, n), -1e9, 1e9, eta=eta, prob=1.0, prob_var=1.0,
+                           seed=11)
+    beta = np.abs(cb - ca)[:, 0] / 0.2
+    # unbounded SBX: P(beta <= b) = b^(eta+1)/2 for b <= 1, 1 - b^-(eta+1)/2 beyond
+    cdf = lambda b: np.where(b <= 1, 0.5 * b ** (eta + 1), 1 - 0.5 * b ** -(eta + 1.0))
+    assert stats.kstest(beta, cdf).pvalue > KS_ALPHA
+
+
+@pytest.mark.parametrize("eta,y1,y2", [(2.0, 0.05, 0.3), (15.0, 0.8, 0.98), (0.5, 0.1, 0.9)])
+def test_sbx_bounded_matches_numpy_reference(eta, y1, y2):
+    n = 20000
+    ca, cb = sbx_crossover(*pair_rows(y1, y2, n), 0.0, 1.0, eta=eta, prob=1.0, prob_var=1.0,
+                           seed=5)
+    lo_child, hi_child = np.minimum(ca, cb)[:, 0], np.maximum(ca, cb)[:, 0]
+    r1, r2 = ref_sbx(y1, y2, 0.0, 1.0, eta, np.random.default_rng(1), n)
+    assert stats.ks_2samp(lo_child, np.minimum(r1, r2)).pvalue > KS_ALPHA
+    assert stats.ks_2samp(hi_child, np.maximum(r1, r2)).pvalue > KS_ALPHA
+    assert ca.min() >= 0.0 and cb.max() <= 1.0
+
+
+def test_sbx_spread_shrinks_with_eta_and_respects_bounds():
+    rng = np.random.default_rng(2)
+    lo, hi = np.array([-1.0, 0.0, 10.0]), np.array([1.0, 5.0, 20.0])
+    pa, pb = rng.uniform(lo, hi, (5000, 3)), rng.uniform(lo, hi, (5000, 3))
+    spread = []
+    for eta in (1, 5, 30):
+        ca, cb = sbx_crossover(pa, pb, lo, hi, eta=eta, prob=1.0, prob_var=1.0, seed=eta)
+        for c in (ca, cb):
+            assert (c >= lo).all() and (c <= hi).all()
+        spread.append(np.mean(np.abs(np.minimum(ca, cb) - np.minimum(pa, pb))))
+    assert spread[0] > spread[1] > spread[2]
+
+
+def test_sbx_probabilities_and_integers():
+    rng = np.random.default_rng(3)
+    pa, pb = rng.random((1000, 4)), rng.random((1000, 4))
+    ca, cb = sbx_crossover(pa, pb, 0, 1, prob=0.0, seed=1)
+    assert np.array_equal(ca, pa) and np.array_equal(cb, pb)
+    ca, cb = sbx_crossover(pa, pb, 0, 1, prob=1.0, prob_var=0.5, seed=1)
+    changed = (ca != pa).mean()
+    assert 0.45 < changed < 0.55
+    lo, hi = np.array([0.0, -5.0]), np.array([10.0, 5.0])
+    ia = rng.integers(0, 11, (500, 2)).astype(float)
+    ia[:, 1] -= 5
+    ib = rng.integers(0, 11, (500, 2)).astype(float)
+    ib[:, 1] -= 5
+    ca, cb = sbx_crossover(ia, ib, lo, hi, prob=1.0, prob_var=1.0, eta=1,
+                           integer=[True, True], seed=2)
+    for c in (ca, cb):
+        assert np.array_equal(c, np.round(c)) and (c >= lo).all() and (c <= hi).all()
+    assert (ca != ia).any()
+
+
+# ---------------------------------------------------------------------------------------
+# mutation
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("eta,y", [(5.0, 0.5), (20.0, 0.02), (1.0, 0.9)])
+def test_polynomial_mutation_matches_numpy_reference(eta, y):
+    n = 20000
+    x = polynomial_mutation(np.full((n, 1), y), 0.0, 1.0, eta=eta, prob_var=1.0, seed=7)[:, 0]
+    ref = ref_polynomial(y, 0.0, 1.0, eta, np.random.default_rng(0), n)
+    assert stats.ks_2samp(x, ref).pvalue > KS_ALPHA
+    assert x.min() >= 0.0 and x.max() <= 1.0
+
+
+def test_polynomial_mutation_spread_bounds_rate_integers():
+    rng = np.random.default_rng(4)
+    lo, hi = np.array([0.0, -3.0, 100.0]), np.array([1.0, 3.0, 200.0])
+    x = rng.uniform(lo, hi, (4000, 3))
+    spreads = []
+    for eta in (1, 10, 50):
+        y = polynomial_mutation(x, lo, hi, eta=eta, prob_var=1.0, seed=1)
+        assert (y >= lo).all() and (y <= hi).all()
+        spreads.append(np.mean(np.abs(y - x) / (hi - lo)))
+    assert spreads[0] > spreads[1] > spreads[2]
+    y = polynomial_mutation(x, lo, hi, prob_var=0.0, seed=1)
+    assert np.array_equal(y, x)
+    y = polynomial_mutation(x, lo, hi, seed=1)          # default rate 1/n_genes
+    assert 0.28 < (y != x).mean() < 0.39
+    xi = np.round(x)
+    y = polynomial_mutation(xi, lo, hi, eta=1, prob_var=1.0, integer=[0, 1, 1], seed=2)
+    assert np.array_equal(y[:, 1:], np.round(y[:, 1:])) and (y[:, 1:] != xi[:, 1:]).any()
+
+
+def test_gaussian_mutation_moments():
+    n = 40000
+    x = np.full((n, 2), 0.5)
+    y = gaussian_mutation(x, [0.0, 0.0], [1.0, 10.0], sigma=0.01, prob_var=1.0, seed=3)
+    np.testing.assert_allclose(y.mean(0), [0.5, 0.5], atol=3e-3)
+    np.testing.assert_allclose(y.std(0), [0.01, 0.1], rtol=0.03)
+    y = gaussian_mutation(x, 0.0, 1.0, sigma=5.0, prob_var=1.0, seed=3)
+    assert (y >= 0).all() and (y <= 1).all() and ((y == 0) | (y == 1)).mean() > 0.8
+
+
+def test_categorical_mutation_resets_to_another_category():
+    n = 30000
+    x = np.zeros((n, 3))
+    x[:, 1] = 2.0
+    x[:, 2] = 0.25
+    y = categorical_mutation(x, [4, 3, 0], prob=1.0, seed=1)
+    assert (y[:, 0] != 0).all() and (y[:, 1] != 2).all() and np.array_equal(y[:, 2], x[:, 2])
+    counts = np.bincount(y[:, 0].astype(int), minlength=4)[1:]
+    assert stats.chisquare(counts).pvalue > KS_ALPHA
+    y = categorical_mutation(x, [4, 3, 0], prob=0.2, seed=2)
+    assert 0.18 < (y[:, 0] != 0).mean() < 0.22
+    with pytest.raises(ValueError, match="categorical"):
+        categorical_mutation(x + 0.5, [4, 3, 0], prob=1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# other crossovers, selection
+# ---------------------------------------------------------------------------------------
+def test_blend_crossover_interval_and_uniformity():
+    n = 20000
+    pa, pb = pair_rows(0.4, 0.6, n)
+    ca, cb = blend_crossover(pa, pb, 0.0, 1.0, alpha=0.5, prob=1.0, seed=5)
+    for c in (ca[:, 0], cb[:, 0]):
+        assert c.min() >= 0.3 and c.max() <= 0.7
+        assert stats.kstest(c, stats.uniform(0.3, 0.4).cdf).pvalue > KS_ALPHA
+    ca, cb = blend_crossover(*pair_rows(0.0, 0.2, 1000), 0.0, 1.0, alpha=1.0, prob=1.0, seed=1)
+    assert ca.min() == 0.0 and ca.max() <= 0.4
+
+
+def test_uniform_crossover_swaps_genes():
+    rng = np.random.default_rng(0)
+    pa, pb = rng.random((2000, 10)), rng.random((2000, 10))
+    ca, cb = uniform_crossover(pa, pb, prob=1.0, prob_var=0.3, seed=1)
+    swapped = (ca == pb) & (cb == pa)
+    assert (swapped | ((ca == pa) & (cb == pb))).all()
+    assert 0.28 < swapped.mean() < 0.32
+
+
+def test_tournament_selection_distribution():
+    n, k, m = 10, 3, 100000
+    fitness = np.arange(n, dtype=float)[::-1].copy()      # index 9 is the best
+    w = tournament_select(fitness, m, tournament_size=k, seed=1)
+    # winner has rank r (0 = best) with P = ((n - r)/n)^k - ((n - r - 1)/n)^k
+    r = np.arange(n)
+    p = ((n - r) / n) ** k - ((n - r - 1) / n) ** k
+    counts = np.bincount(n - 1 - w, minlength=n)
+    assert stats.chisquare(counts, p * m).pvalue > KS_ALPHA
+    assert np.array_equal(tournament_select(np.zeros(4), 5, tournament_size=1, seed=3),
+                          tournament_select(np.zeros(4), 5, tournament_size=1, seed=3))
+
+
+def test_elite_indices():
+    f = np.array([3.0, 1.0, 2.0, 1.0, 0.5, 3.0])
+    assert elite_indices(f, 4).tolist() == [4, 1, 3, 2]
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 50, 5000).astype(float)
+    assert np.array_equal(elite_indices(f, 300), np.argsort(f, kind="stable")[:300])
+
+
+# ---------------------------------------------------------------------------------------
+# non-dominated sorting and crowding
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5])
+def test_nondominated_sort_and_crowding_match_brute_force(m):
+    rng = np.random.default_rng(m)
+    for trial in range(60):
+        n = int(rng.integers(1, 80))
+        if trial % 3 == 0:
+            F = rng.random((n, m))
+        else:       # small integer grid: many ties and exact duplicates
+            F = rng.integers(0, 4, (n, m)).astype(float)
+            F[rng.random(n) < 0.2] = F[0]
+            if trial % 3 == 2:
+                F = -F
+        rank = brute_ranks(F)
+        assert np.array_equal(nondominated_sort(F), rank)
+        assert np.array_equal(_g.nondominated_sort_ens(F), rank)
+        np.testing.assert_allclose(crowding_distance(F, rank), brute_crowding(F, rank))
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_fast_paths_equal_general_path_on_large_sets(m):
+    rng = np.random.default_rng(10 + m)
+    F = rng.random((6000, m))
+    F[:500] = np.round(F[:500], 1)              # ties mixed in
+    assert np.array_equal(nondominated_sort(F), _g.nondominated_sort_ens(F))
+    assert np.array_equal(_g.lex_order(F), np.lexsort(F.T[::-1]))
+
+
+def test_nsga2_rank_order_and_known_front():
+    # points on the line x + y = 1 are all non-dominated; the rest are dominated
+    t = np.linspace(0, 1, 11)
+    F = np.vstack([np.c_[t, 1 - t], np.c_[t, 1 - t] + 0.5])
+    ranks, crowd, order = nsga2_rank(F)
+    assert ranks.tolist() == [0] * 11 + [1] * 11
+    assert np.isinf(crowd[[0, 10, 11, 21]]).all()
+    np.testing.assert_allclose(crowd[1:10], 0.4)
+    assert set(order[:11].tolist()) == set(range(11)) and order[0] == 0 and order[1] == 10
+    assert crowding_distance(np.zeros((0, 2))).shape == (0,)
+    assert nondominated_sort(np.zeros((0, 3))).shape == (0,)
+
+
+# ---------------------------------------------------------------------------------------
+# threads, seeds, errors
+# ---------------------------------------------------------------------------------------
+def test_same_seed_same_children_for_1_and_2_threads():
+    rng = np.random.default_rng(0)
+    lo, hi = np.zeros(20), np.full(20, 5.0)
+    pa, pb = rng.uniform(lo, hi, (501, 20)), rng.uniform(lo, hi, (501, 20))
+    integer = np.arange(20) % 4 == 0
+    pa[:, integer], pb[:, integer] = np.round(pa[:, integer]), np.round(pb[:, integer])
+    ops = [
+        lambda nt: sbx_crossover(pa, pb, lo, hi, integer=integer, seed=9, n_threads=nt),
+        lambda nt: blend_crossover(pa, pb, lo, hi, seed=9, n_threads=nt),
+        lambda nt: uniform_crossover(pa, pb, seed=9, n_threads=nt),
+        lambda nt: (polynomial_mutation(pa, lo, hi, prob_var=0.5, seed=9, n_threads=nt),),
+        lambda nt: (gaussian_mutation(pa, lo, hi, prob_var=0.5, seed=9, n_threads=nt),),
+        lambda nt: (categorical_mutation(np.round(pa), np.full(20, 6), prob=0.5, seed=9,
+                                         n_threads=nt),),
+        lambda nt: (tournament_select(pa[:, 0], 1000, tournament_size=3, seed=9, n_threads=nt),),
+        lambda nt: (crowding_distance(pa[:, :3], nondominated_sort(pa[:, :3]), n_threads=nt),),
+    ]
+    for op in ops:
+        one, two = op(1), op(2)
+        for a, b in zip(one, two):
+            assert np.array_equal(a, b)
+    a1, _ = sbx_crossover(pa, pb, lo, hi, seed=9)
+    a2, _ = sbx_crossover(pa, pb, lo, hi, seed=10)
+    a3, _ = sbx_crossover(pa[1:], pb[1:], lo, hi, seed=9, stream_offset=1)
+    assert not np.array_equal(a1, a2) and np.array_equal(a1[1:], a3)
+
+
+def test_bad_inputs_raise_named_errors():
+    x = np.random.default_rng(0).random((4, 3))
+    with pytest.raises(ValueError, match="parents_b"):
+        sbx_crossover(x, x[:, :2], 0, 1)
+    with pytest.raises(ValueError, match="same number of rows"):
+        sbx_crossover(x, x[:2], 0, 1)
+    with pytest.raises(ValueError, match="lower"):
+        sbx_crossover(x, x, [0, 0], 1)
+    with pytest.raises(ValueError, match="lower must be <= upper"):
+        sbx_crossover(x, x, 1, 0)
+    with pytest.raises(ValueError, match="parents_a.*outside"):
+        sbx_crossover(x + 2, x, 0, 1)
+    with pytest.raises(ValueError, match="eta"):
+        sbx_crossover(x, x, 0, 1, eta=-1)
+    with pytest.raises(ValueError, match="prob"):
+        sbx_crossover(x, x, 0, 1, prob=1.5)
+    with pytest.raises(TypeError, match="seed"):
+        sbx_crossover(x, x, 0, 1, seed=1.5)
+    with pytest.raises(ValueError, match="seed"):
+        sbx_crossover(x, x, 0, 1, seed=-1)
+    with pytest.raises(ValueError, match="integer genes"):
+        sbx_crossover(x, x, 0, 1.5, integer=[True, False, False])
+    with pytest.raises(ValueError, match="x contains NaN"):
+        polynomial_mutation(np.full((2, 2), np.nan), 0, 1)
+    with pytest.raises(ValueError, match="x must be 2-d"):
+        polynomial_mutation(np.zeros(3), 0, 1)
+    with pytest.raises(TypeError, match="x must be a numeric"):
+        gaussian_mutation(np.array([["a"]]), 0, 1)
+    with pytest.raises(ValueError, match="n_categories"):
+        categorical_mutation(x, [2, 2])
+    with pytest.raises(ValueError, match="fitness contains NaN"):
+        tournament_select([1.0, np.nan], 2)
+    with pytest.raises(ValueError, match="tournament_size"):
+        tournament_select([1.0, 2.0], 2, tournament_size=0)
+    with pytest.raises(ValueError, match="fitness is empty"):
+        tournament_select([], 2)
+    with pytest.raises(ValueError, match="n_elite"):
+        elite_indices([1.0], 2)
+    with pytest.raises(ValueError, match="F contains NaN"):
+        nondominated_sort([[1.0, np.nan]])
+    with pytest.raises(ValueError, match="F must be 2-d"):
+        nondominated_sort([1.0, 2.0])
+    with pytest.raises(ValueError, match="ranks must have shape"):
+        crowding_distance(x, [0, 0])
+    with pytest.raises(TypeError, match="ranks must be an integer"):
+        crowding_distance(x, [0.0, 0.0, 0.0, 0.0])
