@@ -202,7 +202,8 @@ def gp_log_marginal_likelihood(X, y, theta, *, kernel: str = "matern52", prior: 
         raise ValueError("X has no rows")
     y = _as_vector(y, "y", n)
     theta = _as_vector(theta, "theta", d + 2)
-    val, grad, _ = _gp.lml_grad(X, y, theta, kind, n_threads)
+    with blas_single_thread():
+        val, grad, _ = _gp.lml_grad(X, y, theta, kind, n_threads)
     if prior:
         pv, pg = gp_log_prior(theta, d)
         val, grad = val + pv, grad + pg
@@ -266,7 +267,14 @@ def gp_fit(X, y, *, kernel: str = "matern52", theta0=None, n_restarts: int = 2,
     if not optimize:
         if theta0 is None:
             raise ValueError("theta0 is required when optimize=False")
-        return _factorized(X, y, theta0, kernel, kind, n_threads, 0)
+        with blas_single_thread():
+            return _factorized(X, y, theta0, kernel, kind, n_threads, 0)
+    with blas_single_thread():
+        return _fit(X, y, kernel, kind, theta0, n_restarts, prior, maxiter, b, seed, n_threads)
+
+
+def _fit(X, y, kernel, kind, theta0, n_restarts, prior, maxiter, b, seed, n_threads) -> GPModel:
+    d = X.shape[1]
 
     starts = []
     if theta0 is not None:

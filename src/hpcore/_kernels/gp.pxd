@@ -1,0 +1,19 @@
+# Shared GP pieces: acquisition.pyx cimports the posterior at one point from here.
+
+ctypedef struct GPState:
+    const double* X        # (n, d) training inputs, C order
+    const double* L        # (n, n) Cholesky factor, lower triangle in C order
+    const double* alpha    # (n,) K^{-1} y
+    const double* inv_l2   # (d,) 1 / lengthscale**2
+    double signal          # signal variance
+    Py_ssize_t n
+    Py_ssize_t d
+    int kind               # 0 = Matern-5/2, 1 = RBF
+
+
+cdef double sq_dist(const double* a, const double* b, const double* inv_l2,
+                    Py_ssize_t d) noexcept nogil
+cdef double k_of_r2(double r2, double signal, int kind) noexcept nogil
+cdef double dk_dr2(double r2, double signal, int kind) noexcept nogil
+cdef void posterior_point(GPState st, const double* x, double* work, double* mu, double* var,
+                          double* gmu, double* gvar) noexcept nogil

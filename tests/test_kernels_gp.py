@@ -1,0 +1,203 @@
+import numpy as np
+import pytest
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Matern
+
+from hpcore import kernels
+from hpcore._kernels import gp as _gp
+from hpcore.kernels._gp import gp_log_prior
+
+
+def _np_kernel(X1, X2, ls, s, kernel):
+    D = (X1[:, None, :] - X2[None, :, :]) / ls
+    r2 = (D ** 2).sum(-1)
+    if kernel == "rbf":
+        return s * np.exp(-0.5 * r2)
+    r = np.sqrt(r2)
+    return s * (1 + np.sqrt(5) * r + 5.0 / 3.0 * r2) * np.exp(-np.sqrt(5) * r)
+
+
+def _data(n=25, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, d))
+    y = np.sin(4 * X).sum(1) + 0.1 * rng.standard_normal(n)
+    return X, (y - y.mean()) / y.std()
+
+
+def _theta(d, seed=1):
+    rng = np.random.default_rng(seed)
+    return np.r_[np.log(rng.uniform(0.2, 1.0, d)), np.log(1.7), np.log(1e-3)]
+
+
+@pytest.mark.parametrize("kernel", ["matern52", "rbf"])
+def test_kernel_matrix_matches_numpy(kernel):
+    rng = np.random.default_rng(0)
+    X1, X2 = rng.random((40, 5)), rng.random((17, 5))
+    ls = rng.uniform(0.1, 2.0, 5)
+    K = kernels.gp_kernel_matrix(X1, X2, lengthscales=ls, signal_var=2.3, kernel=kernel)
+    np.testing.assert_allclose(K, _np_kernel(X1, X2, ls, 2.3, kernel), rtol=1e-10, atol=0)
+    Kself = kernels.gp_kernel_matrix(X1, lengthscales=ls, signal_var=2.3, kernel=kernel)
+    np.testing.assert_allclose(np.diag(Kself), 2.3, rtol=1e-14)
+
+
+@pytest.mark.parametrize("kernel", ["matern52", "rbf"])
+def test_kernel_gradient_vs_finite_differences(kernel):
+    X, _ = _data(12, 3)
+    th = _theta(3)
+    kind = 0 if kernel == "matern52" else 1
+    K, dK = _gp.kernel_gradient(X, th, kind)
+    for j in range(len(th)):
+        e = np.zeros_like(th)
+        e[j] = 1e-6
+        fd = (_gp.kernel_gradient(X, th + e, kind)[0] - _gp.kernel_gradient(X, th - e, kind)[0]) / 2e-6
+        np.testing.assert_allclose(dK[j], fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("kernel", ["matern52", "rbf"])
+@pytest.mark.parametrize("prior", [False, True])
+def test_lml_gradient_vs_finite_differences(kernel, prior):
+    X, y = _data(30, 4)
+    th = _theta(4)
+    v, g = kernels.gp_log_marginal_likelihood(X, y, th, kernel=kernel, prior=prior)
+    fd = np.empty_like(th)
+    for j in range(len(th)):
+        e = np.zeros_like(th)
+        e[j] = 1e-5
+        fd[j] = (kernels.gp_log_marginal_likelihood(X, y, th + e, kernel=kernel, prior=prior)[0]
+                 - kernels.gp_log_marginal_likelihood(X, y, th - e, kernel=kernel, prior=prior)[0]) / 2e-5
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * np.abs(fd).max())
+
+
+def test_log_prior_gradient():
+    th = _theta(3)
+    v, g = gp_log_prior(th, 3)
+    fd = [(gp_log_prior(th + e, 3)[0] - gp_log_prior(th - e, 3)[0]) / 2e-6 for e in 1e-6 * np.eye(5)]
+    np.testing.assert_allclose(g, fd, rtol=1e-6)
+
+
+def _sk(kernel, ls, s, noise):
+    base = (Matern(ls, nu=2.5, length_scale_bounds="fixed") if kernel == "matern52"
+            else RBF(ls, length_scale_bounds="fixed"))
+    return GaussianProcessRegressor(ConstantKernel(s, "fixed") * base, alpha=noise, optimizer=None)
+
+
+@pytest.mark.parametrize("kernel", ["matern52", "rbf"])
+def test_lml_and_prediction_match_sklearn(kernel):
+    X, y = _data(40, 3)
+    th = _theta(3)
+    th[-1] = np.log(1e-2)
+    ls, s, noise = np.exp(th[:3]), np.exp(th[3]), np.exp(th[4])
+    sk = _sk(kernel, ls, s, noise).fit(X, y)
+    v, _ = kernels.gp_log_marginal_likelihood(X, y, th, kernel=kernel)
+    np.testing.assert_allclose(v, sk.log_marginal_likelihood_value_, rtol=1e-10)
+    model = kernels.gp_fit(X, y, kernel=kernel, theta0=th, optimize=False)
+    assert model.jitter == 0.0
+    np.testing.assert_allclose(model.log_marginal_likelihood, sk.log_marginal_likelihood_value_,
+                               rtol=1e-10)
+    Xq = np.random.default_rng(5).random((50, 3))
+    mu, var = kernels.gp_predict(model, Xq)
+    mu_sk, sd_sk = sk.predict(Xq, return_std=True)
+    np.testing.assert_allclose(mu, mu_sk, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(var, sd_sk ** 2, rtol=1e-7, atol=1e-10)
+    _, var_n = kernels.gp_predict(model, Xq, include_noise=True)
+    np.testing.assert_allclose(var_n - var, noise)
+
+
+@pytest.mark.parametrize("kernel", ["matern52", "rbf"])
+def test_prediction_gradients_vs_finite_differences(kernel):
+    X, y = _data(30, 3)
+    model = kernels.gp_fit(X, y, kernel=kernel, theta0=_theta(3), optimize=False)
+    Xq = np.random.default_rng(2).random((8, 3))
+    mu, var, dmu, dvar = kernels.gp_predict(model, Xq, return_grad=True)
+    h = 1e-6
+    for q in range(3):
+        e = np.zeros(3)
+        e[q] = h
+        mp, vp = kernels.gp_predict(model, Xq + e)
+        mm, vm = kernels.gp_predict(model, Xq - e)
+        np.testing.assert_allclose(dmu[:, q], (mp - mm) / (2 * h), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(dvar[:, q], (vp - vm) / (2 * h), rtol=1e-5, atol=1e-7)
+
+
+def test_cholesky_recovers_on_duplicates_and_constant_columns():
+    rng = np.random.default_rng(0)
+    X = rng.random((20, 3))
+    X = np.vstack([X, X[:5]])            # exact duplicates
+    X[:, 2] = 0.5                        # a constant column
+    y = rng.standard_normal(len(X))
+    th = np.r_[np.log([0.5, 0.5, 0.5]), 0.0, np.log(1e-300)]   # no noise: K is singular
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.cholesky(kernels.gp_kernel_matrix(X, lengthscales=np.full(3, 0.5)))
+    model = kernels.gp_fit(X, y, theta0=th, optimize=False)
+    assert model.jitter > 0
+    assert np.isfinite(model.alpha).all()
+    np.testing.assert_allclose(model.L @ model.L.T,
+                               kernels.gp_kernel_matrix(X, lengthscales=np.full(3, 0.5))
+                               + model.jitter * np.eye(len(X)), atol=1e-10)
+    v, g = kernels.gp_log_marginal_likelihood(X, y, th)
+    assert np.isfinite(v) and np.isfinite(g).all()
+    fitted = kernels.gp_fit(X, y)            # the optimizer copes as well
+    assert np.isfinite(fitted.log_marginal_likelihood)
+
+
+def test_fit_improves_posterior_and_recovers_lengthscales():
+    rng = np.random.default_rng(3)
+    X = rng.random((80, 2))
+    y = np.sin(6 * X[:, 0])                  # second column irrelevant
+    y = (y - y.mean()) / y.std()
+    model = kernels.gp_fit(X, y, n_restarts=3, seed=1)
+    th0 = np.r_[0.0, 0.0, 0.0, np.log(1e-2)]
+    start = kernels.gp_log_marginal_likelihood(X, y, th0, prior=True)[0]
+    end = kernels.gp_log_marginal_likelihood(X, y, model.theta, prior=True)[0]
+    assert end > start
+    assert model.lengthscales[1] > 3 * model.lengthscales[0]
+    Xq = rng.random((200, 2))
+    mu, _ = kernels.gp_predict(model, Xq)
+    truth = (np.sin(6 * Xq[:, 0]) - np.sin(6 * X[:, 0]).mean()) / np.sin(6 * X[:, 0]).std()
+    assert np.abs(mu - truth).max() < 0.05
+    # warm start from the fit stays at (or improves) the optimum
+    again = kernels.gp_fit(X, y, theta0=model.theta, n_restarts=0)
+    assert kernels.gp_log_marginal_likelihood(X, y, again.theta, prior=True)[0] >= end - 1e-6
+
+
+def test_same_results_for_one_and_two_threads():
+    X, y = _data(200, 5)
+    th = _theta(5)
+    v1, g1, _ = _gp.lml_grad(X, y, th, 0, 1)
+    v2, g2, _ = _gp.lml_grad(X, y, th, 0, 2)
+    assert v1 == v2 and np.array_equal(g1, g2)
+    m1 = kernels.gp_fit(X, y, n_restarts=2, n_threads=1)
+    m2 = kernels.gp_fit(X, y, n_restarts=2, n_threads=2)
+    assert np.array_equal(m1.theta, m2.theta)
+    Xq = np.random.default_rng(0).random((100, 5))
+    a = kernels.gp_predict(m1, Xq, return_grad=True, n_threads=1)
+    b = kernels.gp_predict(m1, Xq, return_grad=True, n_threads=2)
+    for u, w in zip(a, b):
+        assert np.array_equal(u, w)
+
+
+def test_bad_inputs_name_the_argument():
+    X, y = _data(10, 2)
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        kernels.gp_fit(X[:, 0], y)
+    with pytest.raises(ValueError, match="y must have length 10"):
+        kernels.gp_fit(X, y[:5])
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        kernels.gp_fit(Xn, y)
+    with pytest.raises(TypeError, match="X must be a real numeric"):
+        kernels.gp_fit(np.array([["a", "b"]]), y)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        kernels.gp_fit(X, y, kernel="cubic")
+    with pytest.raises(ValueError, match="theta must have length 4"):
+        kernels.gp_log_marginal_likelihood(X, y, np.zeros(3))
+    with pytest.raises(ValueError, match="theta0 is required"):
+        kernels.gp_fit(X, y, optimize=False)
+    with pytest.raises(ValueError, match="lengthscales must be > 0"):
+        kernels.gp_kernel_matrix(X, lengthscales=np.array([1.0, -1.0]))
+    model = kernels.gp_fit(X, y, n_restarts=1)
+    with pytest.raises(ValueError, match="Xq must have 2 columns"):
+        kernels.gp_predict(model, np.zeros((3, 3)))
+    with pytest.raises(TypeError, match="model must be a GPModel"):
+        kernels.gp_predict("model", np.zeros((3, 2)))
