@@ -4,7 +4,8 @@ The public API, re-exported; nothing else lives here.
 """
 from hpcore._config import __version__, show_config
 from hpcore.executors.local import ProcessExecutor
-from hpcore.pruners import BasePruner, NopPruner
+from hpcore.pruners import (ASHA, BasePruner, Hyperband, MedianPruner, NopPruner,
+                            SuccessiveHalving)
 from hpcore.samplers import BaseSampler, GridSampler, QMCSampler, RandomSampler, StudyExhausted
 from hpcore.space import Categorical, Float, Int, Space
 from hpcore.storage import BaseStorage, InMemoryStorage, SQLiteStorage
@@ -12,6 +13,7 @@ from hpcore.study import Study, load_study
 from hpcore.trial import FrozenTrial, Trial, TrialPruned, TrialState
 
 __all__ = [
+    "ASHA",
     "BasePruner",
     "BaseSampler",
     "BaseStorage",
@@ -19,8 +21,10 @@ __all__ = [
     "Float",
     "FrozenTrial",
     "GridSampler",
+    "Hyperband",
     "InMemoryStorage",
     "Int",
+    "MedianPruner",
     "NopPruner",
     "ProcessExecutor",
     "QMCSampler",
@@ -28,6 +32,7 @@ __all__ = [
     "SQLiteStorage",
     "Space",
     "Study",
+    "SuccessiveHalving",
     "StudyExhausted",
     "Trial",
     "TrialPruned",
