@@ -1,0 +1,201 @@
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from hpcore import kernels
+from hpcore.kernels._acquisition import log_h
+
+
+def _model(n=30, d=2, seed=0, f=None):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, d))
+    y = np.sin(5 * X).sum(1) if f is None else f(X)
+    y = (y - y.mean()) / y.std()
+    return kernels.gp_fit(X, y, n_restarts=1, seed=seed)
+
+
+def test_log_h_matches_high_precision():
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 50
+    zs = np.array([-1e8, -1e4, -200.0, -40.0, -37.0, -36.9, -20.0, -5.0, -1.0, -0.5, 0.0, 0.7, 3.0, 8.0])
+    val, dval = log_h(zs)
+    for z, v, dv in zip(zs, val, dval):
+        zm = mpmath.mpf(z)
+        h = mpmath.npdf(zm) + zm * mpmath.ncdf(zm)
+        assert v == pytest.approx(float(mpmath.log(h)), rel=1e-12)
+        assert dv == pytest.approx(float(mpmath.ncdf(zm) / h), rel=1e-10)
+
+
+def test_log_h_is_finite_and_monotone_where_ei_underflows():
+    z = -np.logspace(0, 12, 2000)[::-1]      # increasing, down to -1e12
+    v, dv = log_h(z)
+    assert np.isfinite(v).all() and np.isfinite(dv).all()
+    assert (np.diff(v) > 0).all()
+    naive = norm.pdf(z) + z * norm.cdf(z)
+    assert (naive[z < -40] == 0).all()        # plain EI underflows there
+
+
+def test_logei_finite_where_ei_is_zero():
+    m = _model()
+    Xq = np.random.default_rng(1).random((50, 2))
+    for fb in (-50.0, -1e3, -1e6):
+        ei = kernels.acquisition(m, Xq, kind="ei", f_best=fb)
+        le = kernels.acquisition(m, Xq, kind="logei", f_best=fb)
+        assert np.isfinite(le).all()
+        if fb <= -1e3:
+            assert (ei == 0).all()
+    # monotone in the incumbent
+    a = np.array([kernels.acquisition(m, Xq[:5], kind="logei", f_best=fb)
+                  for fb in np.linspace(-1e4, 1.0, 300)])
+    assert (np.diff(a, axis=0) > 0).all()
+    # where EI does not underflow, logEI == log(EI)
+    ei = kernels.acquisition(m, Xq, kind="ei", f_best=0.0)
+    le = kernels.acquisition(m, Xq, kind="logei", f_best=0.0)
+    ok = ei > 1e-250
+    assert ok.sum() >= 10 and (~ok).any()     # both regimes are exercised
+    np.testing.assert_allclose(le[ok], np.log(ei[ok]), rtol=1e-10)
+    assert np.isfinite(le).all()
+
+
+def test_acquisitions_match_closed_forms():
+    m = _model()
+    Xq = np.random.default_rng(1).random((40, 2))
+    mu, var = kernels.gp_predict(m, Xq)
+    sd = np.sqrt(var)
+    fb = -0.3
+    z = (fb - mu) / sd
+    np.testing.assert_allclose(kernels.acquisition(m, Xq, kind="ei", f_best=fb),
+                               sd * (norm.pdf(z) + z * norm.cdf(z)), rtol=1e-9, atol=1e-300)
+    np.testing.assert_allclose(kernels.acquisition(m, Xq, kind="pi", f_best=fb), norm.cdf(z),
+                               rtol=1e-10)
+    np.testing.assert_allclose(kernels.acquisition(m, Xq, kind="ucb", beta=4.0), -mu + 2 * sd,
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["logei", "ei", "ucb", "pi"])
+@pytest.mark.parametrize("f_best", [None, -3.0])
+def test_acquisition_gradients_vs_finite_differences(kind, f_best):
+    m = _model(40, 3)
+    Xq = np.random.default_rng(3).random((10, 3))
+    v, g = kernels.acquisition(m, Xq, kind=kind, f_best=f_best, beta=3.0, return_grad=True)
+    h = 1e-6
+    for q in range(3):
+        e = np.zeros(3)
+        e[q] = h
+        fd = (kernels.acquisition(m, Xq + e, kind=kind, f_best=f_best, beta=3.0)
+              - kernels.acquisition(m, Xq - e, kind=kind, f_best=f_best, beta=3.0)) / (2 * h)
+        np.testing.assert_allclose(g[:, q], fd, rtol=1e-4, atol=1e-6 * max(1.0, np.abs(fd).max()))
+
+
+def _branin(X):
+    x1, x2 = 15 * X[:, 0] - 5, 15 * X[:, 1]
+    return ((x2 - 5.1 / (4 * np.pi ** 2) * x1 ** 2 + 5 / np.pi * x1 - 6) ** 2
+            + 10 * (1 - 1 / (8 * np.pi)) * np.cos(x1) + 10)
+
+
+def test_maximizer_beats_a_dense_grid_in_2d():
+    m = _model(25, 2, f=_branin)
+    g = np.stack(np.meshgrid(np.linspace(0, 1, 401), np.linspace(0, 1, 401)), -1).reshape(-1, 2)
+    for kind in ("logei", "ucb", "pi"):
+        best_grid = kernels.acquisition(m, g, kind=kind).max()
+        x, v = kernels.maximize_acquisition(m, kind=kind, seed=0)
+        assert v >= best_grid - 1e-9
+        assert v == pytest.approx(kernels.acquisition(m, x[None], kind=kind)[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("d", [2, 4, 6])
+def test_maximizer_finds_the_minimum_of_a_smooth_function(d):
+    # UCB with beta=0 is -mean: the maximizer must land on the minimum of the posterior
+    # mean of a well-sampled quadratic, i.e. on the quadratic's known minimizer.
+    rng = np.random.default_rng(d)
+    c = rng.uniform(0.25, 0.75, d)
+    X = rng.random((30 * d, d))
+    y = ((X - c) ** 2).sum(1)
+    model = kernels.gp_fit(X, (y - y.mean()) / y.std(), kernel="rbf", n_restarts=1)
+    x, v = kernels.maximize_acquisition(model, kind="ucb", beta=0.0, seed=1)
+    assert np.abs(x - c).max() < 0.03
+    rand = rng.random((20000, d))
+    assert v >= kernels.acquisition(model, rand, kind="ucb", beta=0.0).max()
+
+
+@pytest.mark.parametrize("d", [3, 6])
+def test_maximizer_beats_random_search_on_hartmann_like_logei(d):
+    rng = np.random.default_rng(0)
+    X = rng.random((20 * d, d))
+    y = -np.exp(-((X - 0.3) ** 2).sum(1) * 4) - 0.7 * np.exp(-((X - 0.8) ** 2).sum(1) * 8)
+    model = kernels.gp_fit(X, (y - y.mean()) / y.std(), n_restarts=1)
+    x, v = kernels.maximize_acquisition(model, seed=3, x_best=X[np.argsort(y)[:3]])
+    rand = rng.random((50000, d))
+    assert v >= kernels.acquisition(model, rand).max() - 1e-9
+
+
+def test_mixed_columns_are_rounded_and_locally_searched():
+    rng = np.random.default_rng(0)
+    d = 5   # col 0 continuous, col 1 ordinal with 5 levels, cols 2..4 a categorical block
+    levels = (np.arange(5) + 0.5) / 5
+    X = rng.random((30, d))
+    X[:, 1] = levels[rng.integers(0, 5, 30)]
+    X[:, 2:] = np.eye(3)[rng.integers(0, 3, 30)]
+    y = (X[:, 0] - 0.3) ** 2 + (X[:, 1] - 0.7) ** 2 + X[:, 2:] @ np.array([0.5, 0.0, 1.0])
+    m = kernels.gp_fit(X, (y - y.mean()) / y.std(), n_restarts=1)
+    xs, vals = kernels.maximize_acquisition(m, kind="ucb", beta=0.0, discrete={1: levels},
+                                            categorical=[(2, 5)], return_all=True, seed=0)
+    assert (np.diff(vals[np.isfinite(vals)]) <= 0).all()
+    for x in xs:
+        assert np.isin(x[1], levels)
+        assert sorted(x[2:]) == [0.0, 0.0, 1.0]
+    best = xs[0]
+    assert best[3] == 1.0 and best[1] == levels[3]
+    # exhaustive check over the discrete part with a fine grid on the continuous column
+    grid = np.array([[u, l, *np.eye(3)[c]] for u in np.linspace(0, 1, 201) for l in levels
+                     for c in range(3)])
+    assert vals[0] >= kernels.acquisition(m, grid, kind="ucb", beta=0.0).max() - 1e-9
+
+
+def test_never_proposes_an_excluded_point():
+    rng = np.random.default_rng(0)
+    levels = (np.arange(3) + 0.5) / 3
+    X = np.array([[a, b] for a in levels for b in levels])[:8]   # all but one of 9 configs
+    y = rng.standard_normal(len(X))
+    m = kernels.gp_fit(X, y, n_restarts=1)
+    x, _ = kernels.maximize_acquisition(m, discrete={0: levels, 1: levels}, exclude=X, seed=0)
+    np.testing.assert_allclose(x, [levels[2], levels[2]])
+    with pytest.raises(ValueError, match="every candidate is excluded"):
+        full = np.array([[a, b] for a in levels for b in levels])
+        kernels.maximize_acquisition(m, discrete={0: levels, 1: levels}, exclude=full, seed=0)
+
+
+def test_same_result_for_one_and_two_threads():
+    m = _model(60, 4)
+    a = kernels.maximize_acquisition(m, seed=5, n_starts=12, return_all=True, n_threads=1)
+    b = kernels.maximize_acquisition(m, seed=5, n_starts=12, return_all=True, n_threads=2)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    Xq = np.random.default_rng(0).random((64, 4))
+    for kind in ("logei", "ei", "ucb", "pi"):
+        u = kernels.acquisition(m, Xq, kind=kind, return_grad=True, n_threads=1)
+        w = kernels.acquisition(m, Xq, kind=kind, return_grad=True, n_threads=2)
+        assert np.array_equal(u[0], w[0]) and np.array_equal(u[1], w[1])
+
+
+def test_bad_inputs_name_the_argument():
+    m = _model()
+    with pytest.raises(ValueError, match="acquisition must be one of"):
+        kernels.acquisition(m, np.zeros((1, 2)), kind="kg")
+    with pytest.raises(ValueError, match="Xq must have 2 columns"):
+        kernels.acquisition(m, np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="f_best must be a finite"):
+        kernels.acquisition(m, np.zeros((1, 2)), f_best=np.nan)
+    with pytest.raises(ValueError, match="beta must be"):
+        kernels.acquisition(m, np.zeros((1, 2)), kind="ucb", beta=-1.0)
+    with pytest.raises(ValueError, match="bounds must be"):
+        kernels.maximize_acquisition(m, bounds=np.array([[0, 1], [1, 0]]))
+    with pytest.raises(ValueError, match="discrete: column index 7"):
+        kernels.maximize_acquisition(m, discrete={7: [0.5]})
+    with pytest.raises(ValueError, match="categorical: block"):
+        kernels.maximize_acquisition(m, categorical=[(1, 4)])
+    with pytest.raises(ValueError, match="n_starts must be"):
+        kernels.maximize_acquisition(m, n_starts=-1)
+    with pytest.raises(ValueError, match="exclude must have 2 columns"):
+        kernels.maximize_acquisition(m, exclude=np.zeros((2, 3)))
+    with pytest.raises(TypeError, match="model must be a GPModel"):
+        kernels.acquisition(None, np.zeros((1, 2)))
