@@ -1,0 +1,318 @@
+"""Genetic algorithm (single objective) and NSGA-II (several objectives), asynchronous.
+
+Each parameter is one gene: Floats (and log-scaled Ints) are a real gene in ``[0, 1]``
+(the space's unit-cube coordinate), Ints and stepped Floats an integer gene
+``0 .. n_levels - 1``, Categoricals an integer gene holding the choice's index.  The
+operators are the compiled kernels of :mod:`hpcore.kernels`.
+
+The population is a bounded structure rebuilt from the study's finished trials: the
+first ``population_size`` COMPLETE trials (in completion order) are generation 0,
+every later COMPLETE trial joins an offspring pool, and each time the pool holds
+``population_size`` individuals the next population is chosen from parents and pool
+(survival).  Asking never waits: a child is bred at once from the current population,
+so parallel workers never wait for a generation to end.  Trials are read
+incrementally (a cursor into ``study.completed_trials()``), so the cost of an ask does
+not grow with the number of finished trials, and a resumed study (a new ``Study`` on
+the same storage) rebuilds the same population.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hpcore._kernels import rng as _rng
+from hpcore.kernels._genetic import (categorical_mutation, elite_indices, gaussian_mutation,
+                                     blend_crossover, nsga2_rank, polynomial_mutation,
+                                     sbx_crossover, tournament_select, uniform_crossover)
+from hpcore.samplers.base import BaseSampler
+from hpcore.samplers.qmc import QMCSampler
+from hpcore.space import Categorical, Float, Int, Space
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hpcore.study import Study
+
+__all__ = ["GeneticSampler"]
+
+_CROSSOVERS = ("sbx", "blend", "uniform")
+_MUTATIONS = ("polynomial", "gaussian")
+# Stream families: one seed per operator, derived from the sampler's seed; stream index =
+# trial number, so trial n's child depends only on (seed, n, population).
+_OPS = ("select", "cross", "cat_cross", "mutate", "cat_mutate", "fill")
+
+
+class _Genome:
+    """Parameter <-> gene mapping for one space."""
+
+    def __init__(self, space: Space) -> None:
+        self.space = space
+        self.names = list(space.params)
+        g = len(self.names)
+        self.upper = np.ones(g)
+        self.levels = np.zeros(g, dtype=np.int64)   # n levels of an integer gene, 0 if real
+        self.is_cat = np.zeros(g, dtype=bool)
+        for i, name in enumerate(self.names):
+            dist = space.params[name]
+            if isinstance(dist, Categorical):
+                n = len(dist.choices)
+                self.is_cat[i] = True
+            elif isinstance(dist, Int) and not dist.log:
+                n = dist._n_levels
+            elif isinstance(dist, Float) and dist.step is not None:
+                n = dist._n_levels
+            else:
+                continue
+            self.levels[i] = n
+            self.upper[i] = n - 1
+        self.lower = np.zeros(g)
+        self.is_int = self.levels > 0
+        self.num = ~self.is_cat
+        self.n_categories = np.where(self.is_cat, self.levels, 0)
+
+    def encode(self, params: dict[str, Any], fill: np.ndarray) -> np.ndarray:
+        """Genes of a configuration; inactive parameters take the genes in ``fill``
+        (uniforms in [0, 1), scaled)."""
+        x = np.empty(len(self.names))
+        for i, name in enumerate(self.names):
+            dist = self.space.params[name]
+            if name not in params:
+                x[i] = np.floor(fill[i] * (self.upper[i] + 1)) if self.is_int[i] else fill[i]
+            elif self.is_cat[i]:
+                x[i] = dist.index(params[name])
+            elif self.is_int[i]:
+                u = dist.encode(params[name])
+                x[i] = min(max(np.floor(u * self.levels[i]), 0), self.upper[i])
+            else:
+                x[i] = min(max(dist.encode(params[name]), 0.0), 1.0)
+        return x
+
+    def decode(self, x: np.ndarray) -> dict[str, Any]:
+        u = np.where(self.is_int, (x + 0.5) / np.maximum(self.levels, 1), x)
+        return self.space.decode_random(u)
+
+
+class GeneticSampler(BaseSampler):
+    """Genetic algorithm; NSGA-II when the study has several objectives.
+
+    Parameters
+    ----------
+    population_size : int
+        Individuals per generation (>= 2).  The first ``population_size`` trials are a
+        scrambled Sobol sequence.
+    tournament_size : int
+        Contestants per tournament when picking parents (NSGA-II: by front, then by
+        crowding distance).
+    crossover : {"sbx", "blend", "uniform"}
+        Operator for the numeric genes (categorical genes always use uniform crossover).
+    crossover_prob : float
+        Probability that a child is a crossover of two parents (else a copy of one).
+    crossover_eta : float
+        SBX distribution index (large: children close to the parents).
+    blend_alpha : float
+        BLX-alpha widening, for ``crossover="blend"``.
+    mutation : {"polynomial", "gaussian"}
+        Operator for the numeric genes.
+    mutation_prob : float, optional
+        Per-gene mutation probability (numeric and categorical genes); default
+        ``1 / n_params``.
+    mutation_eta : float
+        Polynomial-mutation distribution index.
+    mutation_sigma : float
+        Gaussian step, as a fraction of the gene's range.
+    elitism : int, optional
+        ``None`` (default): (mu + lambda) survival, the next population is the best
+        ``population_size`` of parents and offspring (NSGA-II survival with several
+        objectives).  An int ``e``: generational replacement keeping the ``e`` best
+        parents and the best ``population_size - e`` offspring.
+    seed : int, optional
+    """
+
+    supports_multi_objective = True
+
+    def __init__(self, population_size: int = 50, *, tournament_size: int = 2,
+                 crossover: str = "sbx", crossover_prob: float = 0.9,
+                 crossover_eta: float = 15.0, blend_alpha: float = 0.5,
+                 mutation: str = "polynomial", mutation_prob: float | None = None,
+                 mutation_eta: float = 20.0, mutation_sigma: float = 0.1,
+                 elitism: int | None = None, seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.population_size = _check_int("population_size", population_size, 2)
+        self.tournament_size = _check_int("tournament_size", tournament_size, 1)
+        if crossover not in _CROSSOVERS:
+            raise ValueError(f"crossover must be one of {_CROSSOVERS}, got {crossover!r}")
+        if mutation not in _MUTATIONS:
+            raise ValueError(f"mutation must be one of {_MUTATIONS}, got {mutation!r}")
+        self.crossover, self.mutation = crossover, mutation
+        self.crossover_prob = _check_real("crossover_prob", crossover_prob, 0.0, 1.0)
+        self.crossover_eta = _check_real("crossover_eta", crossover_eta, 0.0)
+        self.blend_alpha = _check_real("blend_alpha", blend_alpha, 0.0)
+        self.mutation_prob = (None if mutation_prob is None
+                              else _check_real("mutation_prob", mutation_prob, 0.0, 1.0))
+        self.mutation_eta = _check_real("mutation_eta", mutation_eta, 0.0)
+        self.mutation_sigma = _check_real("mutation_sigma", mutation_sigma, 0.0)
+        if elitism is not None:
+            elitism = _check_int("elitism", elitism, 0)
+            if elitism > self.population_size:
+                raise ValueError(f"elitism ({elitism}) must be <= population_size "
+                                 f"({self.population_size})")
+        self.elitism = elitism
+        states = np.random.SeedSequence(self.seed).generate_state(len(_OPS), dtype=np.uint64)
+        self._seeds = {op: int(s) for op, s in zip(_OPS, states)}
+        self._init = QMCSampler("sobol", seed=self.seed)
+        self._reset(None)
+
+    def __repr__(self) -> str:
+        return (f"GeneticSampler(population_size={self.population_size}, "
+                f"crossover={self.crossover!r}, mutation={self.mutation!r}, seed={self.seed})")
+
+    # -- population, rebuilt incrementally from the study ---------------------------------
+    def _reset(self, study: "Study | None") -> None:
+        self._study = study
+        self._genome: _Genome | None = _Genome(study.space) if study is not None else None
+        self._sign = (np.array([1.0 if d == "minimize" else -1.0 for d in study.directions])
+                      if study is not None else None)
+        self._cursor = 0
+        self._generation = 0
+        self._pop_x: list[np.ndarray] = []
+        self._pop_f: list[np.ndarray] = []
+        self._off_x: list[np.ndarray] = []
+        self._off_f: list[np.ndarray] = []
+        self._arr: tuple[np.ndarray, np.ndarray] | None = None    # (genes, tournament key)
+
+    def _update(self, study: "Study") -> None:
+        if self._study is not study:
+            self._reset(study)
+        done = study.completed_trials()
+        if len(done) < self._cursor:           # storage was rewritten: start over
+            self._reset(study)
+        P = self.population_size
+        g = self._genome
+        for t in done[self._cursor:]:
+            fill = _rng.uniform_row(self._seeds["fill"], t.number, len(g.names))
+            x = g.encode(t.params, fill)
+            f = np.asarray(t.values, dtype=np.float64) * self._sign
+            if len(self._pop_x) < P:
+                self._pop_x.append(x)
+                self._pop_f.append(f)
+            else:
+                self._off_x.append(x)
+                self._off_f.append(f)
+                if len(self._off_x) == P:
+                    self._survive()
+            self._arr = None
+        self._cursor = len(done)
+
+    def _order(self, F: np.ndarray) -> np.ndarray:
+        """Indices best first: by value for one objective, NSGA-II order for several."""
+        if F.shape[1] == 1:
+            return elite_indices(F[:, 0], len(F))
+        return nsga2_rank(F, n_threads=1)[2]
+
+    def _survive(self) -> None:
+        P = self.population_size
+        px, pf = np.array(self._pop_x), np.array(self._pop_f)
+        ox, of = np.array(self._off_x), np.array(self._off_f)
+        if self.elitism is None:
+            X, F = np.vstack([px, ox]), np.vstack([pf, of])
+            keep = self._order(F)[:P]
+            new_x, new_f = X[keep], F[keep]
+        else:
+            e = self.elitism
+            ke, ko = self._order(pf)[:e], self._order(of)[:P - e]
+            new_x, new_f = np.vstack([px[ke], ox[ko]]), np.vstack([pf[ke], of[ko]])
+        self._pop_x, self._pop_f = list(new_x), list(new_f)
+        self._off_x, self._off_f = [], []
+        self._generation += 1
+
+    def _population(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._arr is None:
+            X, F = np.array(self._pop_x), np.array(self._pop_f)
+            key = np.empty(len(F))
+            key[self._order(F)] = np.arange(len(F))     # tournament: lower position wins
+            self._arr = (X, key)
+        return self._arr
+
+    def __getstate__(self) -> dict:
+        # the population is a cache of the study's trials: never pickled, always rebuilt
+        state = self.__dict__.copy()
+        for k in ("_study", "_genome", "_sign", "_pop_x", "_pop_f", "_off_x", "_off_f", "_arr"):
+            state[k] = None
+        state["_cursor"] = 0
+        state["_generation"] = 0
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._reset(None)
+
+    @property
+    def generation(self) -> int:
+        """Number of completed survivals (generation of the current population)."""
+        return self._generation
+
+    # -- breeding -------------------------------------------------------------------------
+    def sample(self, study: "Study", number: int) -> dict[str, Any]:
+        self._update(study)
+        if number < self.population_size or len(self._pop_x) < 2:
+            return self._init.sample(study, number)
+        return self._genome.decode(self.breed(number))
+
+    def breed(self, number: int) -> np.ndarray:
+        """The genes of the child for trial ``number`` (from the current population)."""
+        X, key = self._population()
+        g = self._genome
+        s = self._seeds
+        par = tournament_select(key, 2, tournament_size=self.tournament_size,
+                                seed=s["select"], stream_offset=2 * number, n_threads=1)
+        pa, pb = X[par[:1]], X[par[1:]]
+        if self.crossover == "sbx":
+            child, _ = sbx_crossover(pa, pb, g.lower, g.upper, eta=self.crossover_eta,
+                                     prob=self.crossover_prob, integer=g.is_int,
+                                     seed=s["cross"], stream_offset=number, n_threads=1)
+        elif self.crossover == "blend":
+            child, _ = blend_crossover(pa, pb, g.lower, g.upper, alpha=self.blend_alpha,
+                                       prob=self.crossover_prob, integer=g.is_int,
+                                       seed=s["cross"], stream_offset=number, n_threads=1)
+        else:
+            child, _ = uniform_crossover(pa, pb, prob=self.crossover_prob, seed=s["cross"],
+                                         stream_offset=number, n_threads=1)
+        if g.is_cat.any():
+            cat_child, _ = uniform_crossover(pa, pb, prob=self.crossover_prob,
+                                             seed=s["cat_cross"], stream_offset=number,
+                                             n_threads=1)
+            child[:, g.is_cat] = cat_child[:, g.is_cat]
+        pm = self.mutation_prob if self.mutation_prob is not None else 1.0 / len(g.names)
+        num = g.num
+        if num.any():
+            xs, lo, hi, im = child[:, num], g.lower[num], g.upper[num], g.is_int[num]
+            if self.mutation == "polynomial":
+                xs = polynomial_mutation(xs, lo, hi, eta=self.mutation_eta, prob_var=pm,
+                                         integer=im, seed=s["mutate"], stream_offset=number,
+                                         n_threads=1)
+            else:
+                xs = gaussian_mutation(xs, lo, hi, sigma=self.mutation_sigma, prob_var=pm,
+                                       integer=im, seed=s["mutate"], stream_offset=number,
+                                       n_threads=1)
+            child[:, num] = xs
+        if g.is_cat.any():
+            child = categorical_mutation(child, g.n_categories, prob=pm, seed=s["cat_mutate"],
+                                         stream_offset=number, n_threads=1)
+        return child[0]
+
+
+def _check_int(name: str, v: Any, low: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < low:
+        raise ValueError(f"{name} must be >= {low}, got {v}")
+    return int(v)
+
+
+def _check_real(name: str, v: Any, low: float, high: float | None = None) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+    v = float(v)
+    if not np.isfinite(v) or v < low or (high is not None and v > high):
+        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be finite and {rng}, got {v}")
+    return v
