@@ -186,7 +186,13 @@ def dispatch(study: "Study", budget, callbacks, show_progress: bool, n_slots: in
                     exhausted = True
                     break
                 budget.started()
-                pending[submit(trial)] = trial
+                try:
+                    fut = submit(trial)
+                except BaseException as exc:  # never leave an asked trial RUNNING
+                    study.tell(trial, state=TrialState.FAIL,
+                               error=f"could not start: {type(exc).__name__}: {exc}")
+                    raise
+                pending[fut] = trial
             if not pending:
                 return
             for fut in wait_any(list(pending)):

@@ -7,8 +7,10 @@ region can hang).  Each worker limits OpenMP and BLAS to ``worker_threads`` thre
 from __future__ import annotations
 
 import multiprocessing as mp
+import numbers
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures import wait as futures_wait
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -65,6 +67,11 @@ class ProcessExecutor:
     """
 
     def __init__(self, n_jobs: int = -1, worker_threads: int = 1, start_method: str = "spawn") -> None:
+        # NumPy integers are accepted, as Study.optimize accepts them
+        if isinstance(n_jobs, numbers.Integral) and not isinstance(n_jobs, bool):
+            n_jobs = int(n_jobs)
+        if isinstance(worker_threads, numbers.Integral) and not isinstance(worker_threads, bool):
+            worker_threads = int(worker_threads)
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
             raise ValueError(f"n_jobs must be >= 1 or -1 (all cores), got {n_jobs!r}")
         if isinstance(worker_threads, bool) or not isinstance(worker_threads, int) or worker_threads < 1:
@@ -78,13 +85,24 @@ class ProcessExecutor:
     def run(self, study: "Study", objective: Callable, budget, callbacks, show_progress: bool) -> None:
         """Run the study's trials until ``budget`` (an ``optimize`` run budget) is spent."""
         server = ReportServer(study)
-        pool = ProcessPoolExecutor(
-            max_workers=self.n_jobs, mp_context=mp.get_context(self.start_method),
-            initializer=_init_worker,
-            initargs=(dumps_objective(objective), server.address, server.authkey, self.worker_threads))
+        initargs = (dumps_objective(objective), server.address, server.authkey, self.worker_threads)
+
+        def new_pool():
+            return ProcessPoolExecutor(
+                max_workers=self.n_jobs, mp_context=mp.get_context(self.start_method),
+                initializer=_init_worker, initargs=initargs)
+
+        pools = [new_pool()]
 
         def submit(trial):
-            return pool.submit(_run_in_worker, trial.number, trial.trial_id, trial.params, trial.budget)
+            args = (_run_in_worker, trial.number, trial.trial_id, trial.params, trial.budget)
+            try:
+                return pools[0].submit(*args)
+            except BrokenProcessPool:
+                # a worker died (crash, OOM kill): its trials have failed; start a new pool
+                pools[0].shutdown(wait=False, cancel_futures=True)
+                pools[0] = new_pool()
+                return pools[0].submit(*args)
 
         def wait_any(futs):
             return wait_with_timeout(
@@ -93,12 +111,12 @@ class ProcessExecutor:
         def cancel_all(futs):
             for f in futs:
                 f.cancel()
-            for proc in list(getattr(pool, "_processes", {}).values()):
+            for proc in list((getattr(pools[0], "_processes", None) or {}).values()):
                 proc.terminate()
 
         try:
             dispatch(study, budget, callbacks, show_progress, self.n_jobs, submit, wait_any,
                      lambda f: f.result(), cancel_all)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pools[0].shutdown(wait=True, cancel_futures=True)
             server.close()
