@@ -19,6 +19,7 @@ __all__ = [
     "BaseSampler",
     "BaseStorage",
     "Categorical",
+    "DaskExecutor",
     "Float",
     "FrozenTrial",
     "GeneticSampler",
@@ -43,3 +44,12 @@ __all__ = [
     "load_study",
     "show_config",
 ]
+
+
+def __getattr__(name: str):
+    # DaskExecutor is resolved on first use, so `import hpcore` never imports dask.
+    if name == "DaskExecutor":
+        from hpcore.executors.dask import DaskExecutor
+
+        return DaskExecutor
+    raise AttributeError(f"module 'hpcore' has no attribute {name!r}")
