@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hpcore._kernels import genetic as _g
 from hpcore._kernels import rng as _rng
-from hpcore.kernels._genetic import (categorical_mutation, elite_indices, gaussian_mutation,
-                                     blend_crossover, nsga2_rank, polynomial_mutation,
-                                     sbx_crossover, tournament_select, uniform_crossover)
+from hpcore.kernels._genetic import elite_indices, nsga2_rank
 from hpcore.samplers.base import BaseSampler
 from hpcore.samplers.qmc import QMCSampler
 from hpcore.space import Categorical, Float, Int, Space
@@ -67,7 +66,12 @@ class _Genome:
         self.lower = np.zeros(g)
         self.is_int = self.levels > 0
         self.num = ~self.is_cat
-        self.n_categories = np.where(self.is_cat, self.levels, 0)
+        self.n_categories = np.where(self.is_cat, self.levels, 0).astype(np.int64)
+        self.has_cat = bool(self.is_cat.any())
+        self.int_mask = self.is_int.astype(np.uint8)
+        self.lower_num = np.ascontiguousarray(self.lower[self.num])
+        self.upper_num = np.ascontiguousarray(self.upper[self.num])
+        self.int_mask_num = np.ascontiguousarray(self.int_mask[self.num])
 
     def encode(self, params: dict[str, Any], fill: np.ndarray) -> np.ndarray:
         """Genes of a configuration; inactive parameters take the genes in ``fill``
@@ -194,12 +198,13 @@ class GeneticSampler(BaseSampler):
             if len(self._pop_x) < P:
                 self._pop_x.append(x)
                 self._pop_f.append(f)
+                self._arr = None
             else:
                 self._off_x.append(x)
                 self._off_f.append(f)
                 if len(self._off_x) == P:
                     self._survive()
-            self._arr = None
+                    self._arr = None
         self._cursor = len(done)
 
     def _order(self, F: np.ndarray) -> np.ndarray:
@@ -226,7 +231,7 @@ class GeneticSampler(BaseSampler):
 
     def _population(self) -> tuple[np.ndarray, np.ndarray]:
         if self._arr is None:
-            X, F = np.array(self._pop_x), np.array(self._pop_f)
+            X, F = np.array(self._pop_x, dtype=np.float64), np.array(self._pop_f)
             key = np.empty(len(F))
             key[self._order(F)] = np.arange(len(F))     # tournament: lower position wins
             self._arr = (X, key)
@@ -258,45 +263,46 @@ class GeneticSampler(BaseSampler):
         return self._genome.decode(self.breed(number))
 
     def breed(self, number: int) -> np.ndarray:
-        """The genes of the child for trial ``number`` (from the current population)."""
+        """The genes of the child for trial ``number`` (from the current population).
+
+        The compiled operators are called directly: the population is valid by
+        construction, so the public wrappers' checks would only add per-ask overhead.
+        """
         X, key = self._population()
         g = self._genome
         s = self._seeds
-        par = tournament_select(key, 2, tournament_size=self.tournament_size,
-                                seed=s["select"], stream_offset=2 * number, n_threads=1)
-        pa, pb = X[par[:1]], X[par[1:]]
+        par = _g.tournament_select(key, 2, self.tournament_size, s["select"], 2 * number, 1)
+        pa, pb = X[par[0]:par[0] + 1], X[par[1]:par[1] + 1]
         if self.crossover == "sbx":
-            child, _ = sbx_crossover(pa, pb, g.lower, g.upper, eta=self.crossover_eta,
-                                     prob=self.crossover_prob, integer=g.is_int,
-                                     seed=s["cross"], stream_offset=number, n_threads=1)
+            child, _ = _g.sbx_crossover(pa, pb, g.lower, g.upper, g.int_mask, self.crossover_eta,
+                                        self.crossover_prob, 0.5, s["cross"], number, 1)
         elif self.crossover == "blend":
-            child, _ = blend_crossover(pa, pb, g.lower, g.upper, alpha=self.blend_alpha,
-                                       prob=self.crossover_prob, integer=g.is_int,
-                                       seed=s["cross"], stream_offset=number, n_threads=1)
+            child, _ = _g.blend_crossover(pa, pb, g.lower, g.upper, g.int_mask, self.blend_alpha,
+                                          self.crossover_prob, s["cross"], number, 1)
         else:
-            child, _ = uniform_crossover(pa, pb, prob=self.crossover_prob, seed=s["cross"],
-                                         stream_offset=number, n_threads=1)
-        if g.is_cat.any():
-            cat_child, _ = uniform_crossover(pa, pb, prob=self.crossover_prob,
-                                             seed=s["cat_cross"], stream_offset=number,
-                                             n_threads=1)
+            child, _ = _g.uniform_crossover(pa, pb, self.crossover_prob, 0.5, s["cross"],
+                                            number, 1)
+        if g.has_cat:
+            cat_child, _ = _g.uniform_crossover(pa, pb, self.crossover_prob, 0.5,
+                                                s["cat_cross"], number, 1)
             child[:, g.is_cat] = cat_child[:, g.is_cat]
         pm = self.mutation_prob if self.mutation_prob is not None else 1.0 / len(g.names)
-        num = g.num
-        if num.any():
-            xs, lo, hi, im = child[:, num], g.lower[num], g.upper[num], g.is_int[num]
+        if g.has_cat:
+            # numeric genes mutate with the numeric operator, categorical ones by reset
+            lo, hi, im = g.lower_num, g.upper_num, g.int_mask_num
+            xs = np.ascontiguousarray(child[:, g.num])
+        else:
+            lo, hi, im, xs = g.lower, g.upper, g.int_mask, child
+        if xs.shape[1]:
             if self.mutation == "polynomial":
-                xs = polynomial_mutation(xs, lo, hi, eta=self.mutation_eta, prob_var=pm,
-                                         integer=im, seed=s["mutate"], stream_offset=number,
-                                         n_threads=1)
+                _g.polynomial_mutation(xs, lo, hi, im, self.mutation_eta, pm, s["mutate"],
+                                       number, 1)
             else:
-                xs = gaussian_mutation(xs, lo, hi, sigma=self.mutation_sigma, prob_var=pm,
-                                       integer=im, seed=s["mutate"], stream_offset=number,
-                                       n_threads=1)
-            child[:, num] = xs
-        if g.is_cat.any():
-            child = categorical_mutation(child, g.n_categories, prob=pm, seed=s["cat_mutate"],
-                                         stream_offset=number, n_threads=1)
+                _g.gaussian_mutation(xs, lo, hi, im, self.mutation_sigma, pm, s["mutate"],
+                                     number, 1)
+        if g.has_cat:
+            child[:, g.num] = xs
+            _g.categorical_mutation(child, g.n_categories, pm, s["cat_mutate"], number, 1)
         return child[0]
 
 
