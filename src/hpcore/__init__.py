@@ -6,8 +6,8 @@ from hpcore._config import __version__, show_config
 from hpcore.executors.local import ProcessExecutor
 from hpcore.pruners import (ASHA, BasePruner, Hyperband, MedianPruner, NopPruner,
                             SuccessiveHalving)
-from hpcore.samplers import (BaseSampler, GeneticSampler, GridSampler, QMCSampler, RandomSampler,
-                             StudyExhausted)
+from hpcore.samplers import (BaseSampler, BayesSampler, GeneticSampler, GridSampler, QMCSampler,
+                             RandomSampler, StudyExhausted)
 from hpcore.space import Categorical, Float, Int, Space
 from hpcore.storage import BaseStorage, InMemoryStorage, SQLiteStorage
 from hpcore.study import Study, load_study
@@ -17,6 +17,7 @@ __all__ = [
     "ASHA",
     "BasePruner",
     "BaseSampler",
+    "BayesSampler",
     "BaseStorage",
     "Categorical",
     "DaskExecutor",

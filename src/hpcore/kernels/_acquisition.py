@@ -231,7 +231,7 @@ def maximize_acquisition(model: GPModel, *, kind: str = "logei", f_best: float |
         n_pert = 0
         if x_best is not None and len(x_best) and n_starts > 0:
             n_pert = n_starts // 2
-            eps = normal_streams(int(seed), n_pert, d, stream_offset=1 << 40)
+            eps = normal_streams(int(seed), n_pert, d, stream_offset=1 << 40, n_threads=1)
             base = x_best[np.arange(n_pert) % len(x_best)]
             starts.append(np.clip(base + perturb_scale * span * eps, cols.lower, cols.upper))
         n_sob = n_starts - n_pert
@@ -253,23 +253,26 @@ def maximize_acquisition(model: GPModel, *, kind: str = "logei", f_best: float |
     xs = cols.snap(xs)
     vals = np.where(np.isfinite(vals), vals, -np.inf)
     order = np.argsort(-vals, kind="stable")
-    xs, vals = xs[order], vals[order]
-    if raw is not None:
-        # fall-backs if every optimized candidate is excluded
-        xs = np.vstack([xs, raw])
-        vals = np.concatenate([vals, np.full(len(raw), -np.inf)])
-    keep = np.ones(len(xs), dtype=bool)
-    if excl is not None and len(excl):
-        for i in range(len(xs)):
-            if (np.abs(excl - xs[i]).max(axis=1) <= 1e-9).any():
-                keep[i] = False
-    # drop duplicates among candidates
-    for i in range(1, len(xs)):
-        if keep[i] and (np.abs(xs[:i][keep[:i]] - xs[i]).max(axis=1) <= 1e-12).any():
-            keep[i] = False
-    xs, vals = xs[keep], vals[keep]
+    xs, vals = _filter(xs[order], vals[order], excl)
+    if len(xs) == 0 and raw is not None:
+        # every optimized candidate is excluded: fall back on the raw Sobol points
+        xs, vals = _filter(raw, np.full(len(raw), -np.inf), excl)
     if return_all:
         return xs, vals
     if len(xs) == 0:
         raise ValueError("every candidate is excluded: the space may be exhausted")
     return xs[0], float(vals[0])
+
+
+def _filter(xs: np.ndarray, vals: np.ndarray, excl: np.ndarray | None):
+    """Drop candidates within 1e-9 (max norm) of an excluded row, and repeats."""
+    keep = np.ones(len(xs), dtype=bool)
+    if excl is not None and len(excl) and len(xs):
+        for start in range(0, len(excl), 4096):
+            e = excl[start:start + 4096]
+            close = (np.abs(xs[:, None, :] - e[None, :, :]).max(axis=2) <= 1e-9).any(axis=1)
+            keep &= ~close
+    for i in range(1, len(xs)):
+        if keep[i] and (np.abs(xs[:i][keep[:i]] - xs[i]).max(axis=1) <= 1e-12).any():
+            keep[i] = False
+    return xs[keep], vals[keep]

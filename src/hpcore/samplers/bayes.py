@@ -1,0 +1,247 @@
+"""Bayesian optimization: a GP surrogate and an acquisition function (log-EI by default).
+
+The first ``n_startup_trials`` configurations are quasi-random (scrambled Sobol); after
+that each suggestion fits a GP (ARD Matern-5/2, compiled kernels) to the completed
+trials, encoded in the unit cube, and maximizes the acquisition with the parallel
+L-BFGS maximizer of :mod:`hpcore.kernels`, rounding integer and categorical columns.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hpcore.kernels._acquisition import ACQUISITIONS, maximize_acquisition
+from hpcore.kernels._gp import KERNELS, GPModel, blas_single_thread, gp_fit, gp_predict
+from hpcore.samplers.base import BaseSampler
+from hpcore.samplers.qmc import QMCSampler
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hpcore.study import Study
+
+__all__ = ["BayesSampler"]
+
+_PENDING = ("believer", "liar_min", "liar_mean", "liar_max")
+_TRANSFORMS = (None, "log", "power")
+_MAX_LEVELS = 1024   # ordinal columns with more levels are optimized as continuous
+_PARALLEL_MIN_OBS = 256
+
+
+def _check_int(name: str, v: Any, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+    return int(v)
+
+
+class BayesSampler(BaseSampler):
+    """GP-based Bayesian optimization (single objective).
+
+    Parameters
+    ----------
+    n_startup_trials : int
+        Quasi-random (scrambled Sobol) trials before the GP takes over.
+    acquisition : {"logei", "ei", "ucb", "pi"}
+        Acquisition function; log-EI (Ament et al., 2023) by default.
+    beta : float
+        UCB's exploration weight.
+    kernel : {"matern52", "rbf"}
+    transform : {None, "log", "power"}
+        Optional output warping before standardization, for heavy-tailed objectives:
+        ``"log"`` is ``log(y - min(y) + eps)``, ``"power"`` a Yeo-Johnson transform
+        with its exponent fitted by maximum likelihood.  (Applied to the minimized
+        quantity, so it compresses the bad tail.)
+    pending : {"believer", "liar_min", "liar_mean", "liar_max"}
+        How RUNNING trials are fantasized so parallel workers get different points:
+        kriging believer (posterior mean) or a constant liar.
+    refit_every : int
+        Full multi-start hyperparameter fit every this many new observations; in between,
+        one warm-started L-BFGS-B run from the previous hyperparameters.
+    n_restarts : int
+        Starts of a full fit besides the warm start.
+    warm_maxiter : int
+        L-BFGS-B iterations of a warm-started fit.
+    n_starts, n_raw_samples : int
+        Acquisition maximizer: L-BFGS starts and Sobol points scored to pick them.
+    seed : int, optional
+    n_threads : int, optional
+        OpenMP threads of the kernels.  ``None``: one thread below
+        ``_PARALLEL_MIN_OBS`` observations (the work per parallel region is too small to
+        pay for waking a thread team), all cores above.
+    """
+
+    def __init__(self, *, n_startup_trials: int = 10, acquisition: str = "logei",
+                 beta: float = 2.0, kernel: str = "matern52", transform: str | None = None,
+                 pending: str = "believer", refit_every: int = 10, n_restarts: int = 2,
+                 warm_maxiter: int = 30, n_starts: int = 12, n_raw_samples: int = 512,
+                 seed: int | None = None, n_threads: int | None = None) -> None:
+        super().__init__(seed)
+        self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 1)
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(f"acquisition must be one of {sorted(ACQUISITIONS)}, got {acquisition!r}")
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {kernel!r}")
+        if transform not in _TRANSFORMS:
+            raise ValueError(f"transform must be one of {_TRANSFORMS}, got {transform!r}")
+        if pending not in _PENDING:
+            raise ValueError(f"pending must be one of {_PENDING}, got {pending!r}")
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (
+                math.isfinite(beta) and beta >= 0):
+            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+        self.acquisition = acquisition
+        self.beta = float(beta)
+        self.kernel = kernel
+        self.transform = transform
+        self.pending = pending
+        self.refit_every = _check_int("refit_every", refit_every, 1)
+        self.n_restarts = _check_int("n_restarts", n_restarts, 0)
+        self.warm_maxiter = _check_int("warm_maxiter", warm_maxiter, 1)
+        self.n_starts = _check_int("n_starts", n_starts, 1)
+        self.n_raw_samples = _check_int("n_raw_samples", n_raw_samples, 0)
+        self.n_threads = n_threads
+        self._startup = QMCSampler("sobol", seed=self.seed)
+        self._reset(None)
+
+    def __repr__(self) -> str:
+        return (f"BayesSampler(acquisition={self.acquisition!r}, n_startup_trials="
+                f"{self.n_startup_trials}, seed={self.seed})")
+
+    # -- cache of encoded observations ---------------------------------------------------
+    def _reset(self, key) -> None:
+        self._key = key
+        self._n_seen = 0                      # prefix of completed_trials() consumed
+        self._X = np.empty((0, 0))
+        self._y = np.empty(0)
+        self._numbers: list[int] = []
+        self._theta: np.ndarray | None = None
+        self._n_at_full_fit = 0
+        self._layout = None
+
+    def _space_layout(self, space):
+        """Imputation values, ordinal levels and categorical blocks of the space."""
+        from hpcore.space import Categorical, Float, Int
+
+        d = space.n_dims
+        impute = np.full(d, 0.5)
+        discrete: dict[int, np.ndarray] = {}
+        blocks: list[tuple[int, int]] = []
+        for name, dist in space.params.items():
+            sl = space.column_slice(name)
+            if isinstance(dist, Categorical):
+                impute[sl] = 0.0
+                blocks.append((sl.start, sl.stop))
+            elif isinstance(dist, Int) or (isinstance(dist, Float) and dist.step is not None):
+                if dist._n_levels <= _MAX_LEVELS:
+                    discrete[sl.start] = np.array([dist.encode(v) for v in dist.levels()])
+        return impute, discrete, blocks
+
+    def _sync(self, study: "Study") -> None:
+        key = (id(study), getattr(study, "name", None))
+        done = study.completed_trials()
+        if key != self._key or len(done) < self._n_seen:
+            self._reset(key)
+            self._layout = self._space_layout(study.space)
+        new = done[self._n_seen:]
+        if not new:
+            return
+        sign = 1.0 if study.directions[0] == "minimize" else -1.0
+        impute = self._layout[0]
+        rows, ys = [], []
+        for t in new:
+            v = None if t.values is None else t.values[0]
+            if v is None or not math.isfinite(v):
+                continue
+            x = study.space.encode(t.params)
+            rows.append(np.where(np.isnan(x), impute, x))
+            ys.append(sign * float(v))
+            self._numbers.append(t.number)
+        self._n_seen = len(done)
+        if rows:
+            R = np.array(rows)
+            self._X = R if self._X.size == 0 else np.vstack([self._X, R])
+            self._y = np.concatenate([self._y, ys])
+
+    def _encode(self, study: "Study", params: dict) -> np.ndarray:
+        x = study.space.encode(params)
+        return np.where(np.isnan(x), self._layout[0], x)
+
+    # -- targets ---------------------------------------------------------------------------
+    def _targets(self) -> np.ndarray:
+        y = self._y
+        if self.transform == "log":
+            span = float(y.max() - y.min())
+            y = np.log(y - y.min() + 1e-3 * (span if span > 0 else 1.0))
+        elif self.transform == "power":
+            from scipy.stats import yeojohnson
+
+            sd = y.std()
+            if sd > 0 and len(y) > 2:
+                y = yeojohnson((y - y.mean()) / sd)[0]
+        sd = y.std()
+        return (y - y.mean()) / (sd if sd > 0 else 1.0)
+
+    # -- sampling ----------------------------------------------------------------------------
+    def sample(self, study: "Study", number: int) -> dict[str, Any]:
+        self._sync(study)
+        if len(self._y) < self.n_startup_trials:
+            return self._startup.sample(study, number)
+        with blas_single_thread():
+            return self._propose(study, number)
+
+    def _threads(self, n: int) -> int | None:
+        if self.n_threads is not None:
+            return self.n_threads
+        return 1 if n < _PARALLEL_MIN_OBS else None
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, number: int) -> GPModel:
+        n = len(y)
+        nt = self._threads(n)
+        full = self._theta is None or n - self._n_at_full_fit >= self.refit_every
+        seed = (self.seed * 1_000_003 + number) % (2 ** 63)
+        if full:
+            model = gp_fit(X, y, kernel=self.kernel, theta0=self._theta,
+                           n_restarts=max(self.n_restarts, 1), seed=seed, n_threads=nt)
+            self._n_at_full_fit = n
+        else:
+            model = gp_fit(X, y, kernel=self.kernel, theta0=self._theta, n_restarts=0,
+                           maxiter=self.warm_maxiter, seed=seed, n_threads=nt)
+        self._theta = model.theta
+        return model
+
+    def _propose(self, study: "Study", number: int) -> dict[str, Any]:
+        space = study.space
+        X, y = self._X, self._targets()
+        model = self._fit(X, y, number)
+        nt = self._threads(len(y))
+        f_best = float(y.min())
+        pend = [t for t in study.running_trials() if t.number != number and t.params]
+        exclude = X
+        if pend:
+            Xp = np.array([self._encode(study, t.params) for t in pend])
+            if self.pending == "believer":
+                yp = gp_predict(model, Xp, n_threads=nt)[0]
+            else:
+                c = {"liar_min": y.min(), "liar_mean": y.mean(), "liar_max": y.max()}[self.pending]
+                yp = np.full(len(Xp), c)
+            model = gp_fit(np.vstack([X, Xp]), np.concatenate([y, yp]), kernel=self.kernel,
+                           theta0=model.theta, optimize=False, n_threads=nt)
+            exclude = model.X
+        _, discrete, blocks = self._layout
+        k = min(5, len(y))
+        x_best = X[np.argsort(y, kind="stable")[:k]]
+        xs, _ = maximize_acquisition(
+            model, kind=self.acquisition, f_best=f_best, beta=self.beta, discrete=discrete,
+            categorical=blocks, n_starts=self.n_starts, n_raw_samples=self.n_raw_samples,
+            x_best=x_best, exclude=exclude, seed=(self.seed + 7919 * number) % (2 ** 63),
+            return_all=True, n_threads=nt)
+        seen = {self._key_of(r) for r in exclude}
+        for x in xs:
+            cfg = space.decode(x)
+            if self._key_of(self._encode(study, cfg)) not in seen:
+                return cfg
+        # every candidate maps onto an evaluated configuration: fall back to quasi-random
+        return self._startup.sample(study, number)
+
+    @staticmethod
+    def _key_of(x: np.ndarray) -> bytes:
+        return np.round(x, 9).tobytes()
