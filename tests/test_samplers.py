@@ -120,6 +120,8 @@ def test_sampler_argument_errors():
         hp.QMCSampler("grid")
     with pytest.raises(ValueError, match="power of two"):
         hp.QMCSampler("sobol", block=100)
+    with pytest.raises(ValueError, match="seed"):
+        hp.GridSampler(seed=None)
 
 
 def test_failed_trials_do_not_stop_random_search():

@@ -121,3 +121,13 @@ def test_incremental_reads(tmp_path, make):
 def test_sqlite_bad_path_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="SQLite"):
         SQLiteStorage(str(tmp_path / "no" / "such" / "dir" / "x.db"))
+
+
+@pytest.mark.parametrize("make", [lambda p: InMemoryStorage(), lambda p: SQLiteStorage(str(p / "y.db"))])
+def test_report_is_idempotent_for_re_run_tasks(tmp_path, make):
+    st = make(tmp_path)
+    sid, _, _ = st.get_or_create_study("s", None, None)
+    tid, _, _ = st.create_trial(sid)
+    st.report(tid, 3, 1.0)
+    st.report(tid, 3, 0.5)           # the same step again (a re-run on another worker)
+    assert st.get_trial(tid).intermediate_values == {3: 0.5}

@@ -435,8 +435,10 @@ class SQLiteStorage(BaseStorage):
     def report(self, trial_id, step, value):
         def fn(c):
             sid, number = self._check_running(c, trial_id)
+            # idempotent: a task re-run by a cluster after a worker died reports again
             c.execute("INSERT INTO reports (trial_id, study_id, number, step, value, seq) "
-                      "VALUES (?, ?, ?, ?, ?, ?)",
+                      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (trial_id, step) DO UPDATE SET "
+                      "value = excluded.value, seq = excluded.seq",
                       (trial_id, sid, number, step, None if math.isnan(value) else value,
                        self._next_seq(c, sid)))
 

@@ -29,13 +29,18 @@ class GridSampler(BaseSampler):
         Points for continuous Floats (log-spaced on a log scale) and the most values
         an Int contributes.  Continuous Floats need ``values`` or ``n_points``.
     seed : int, optional
-        Seed of the shuffled order (``shuffle=False`` keeps the natural order).
+        Seed of the shuffled order (``shuffle=False`` keeps the natural order).  The
+        default is 0, not a random seed: processes sharing one study must agree on
+        the order, or they would repeat some points and skip others.
     """
 
     supports_multi_objective = True
 
     def __init__(self, values: Mapping[str, Sequence[Any]] | None = None, n_points: int | None = None,
-                 seed: int | None = None, shuffle: bool = True) -> None:
+                 seed: int | None = 0, shuffle: bool = True) -> None:
+        if seed is None:
+            raise ValueError("seed: GridSampler needs a fixed seed (workers sharing a study "
+                             "must agree on the order); give an int")
         super().__init__(seed)
         self.values = values
         self.n_points = n_points

@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from hpcore.samplers.base import BaseSampler
 
@@ -54,6 +53,8 @@ class QMCSampler(BaseSampler):
         return f"QMCSampler(method={self.method!r}, seed={self.seed})"
 
     def _make_engine(self, d: int):
+        from scipy.stats import qmc  # scipy.stats is slow to import: only when used
+
         rng = np.random.default_rng(self.seed)
         if self.method == "sobol":
             return qmc.Sobol(d, scramble=True, rng=rng)
@@ -66,6 +67,8 @@ class QMCSampler(BaseSampler):
         if pts is not None:
             return pts
         if self.method == "lhs":
+            from scipy.stats import qmc
+
             pts = qmc.LatinHypercube(d, rng=np.random.default_rng([self.seed, k])).random(self.block)
         else:
             if self._engine is None or self._d != d or k < self._engine_next:
