@@ -28,8 +28,8 @@ class FakeStudy:
 PRUNERS = [
     ("asha", lambda: hp.ASHA(1, 27, 3), {}),
     ("sh", lambda: hp.SuccessiveHalving(1, 27, 3), {}),
-    ("hyperband", lambda: hp.Hyperband(1, 27, 3), {}),
-    ("hyperband", lambda: hp.Hyperband(1, 27, 3, asynchronous=True), {"asynchronous": True}),
+    ("hyperband", lambda: hp.Hyperband(1, 27, 3, asynchronous=False), {}),
+    ("hyperband", lambda: hp.Hyperband(1, 27, 3), {"asynchronous": True}),
 ]
 
 
@@ -55,7 +55,7 @@ def test_pruner_catches_up_in_batches():
     rng = np.random.default_rng(5)
     reports = random_stream(rng, 500, 27)
     one, many = FakeStudy(), FakeStudy()
-    p1, p2 = hp.Hyperband(1, 27, 3), hp.Hyperband(1, 27, 3)
+    p1, p2 = hp.Hyperband(1, 27, 3, asynchronous=False), hp.Hyperband(1, 27, 3, asynchronous=False)
     d1 = []
     for t, s, v in reports:
         one.log.append((t, s, v))
@@ -138,7 +138,9 @@ def objective(trial):
 
 
 @pytest.mark.parametrize("make", [lambda: hp.ASHA(1, 27, 3), lambda: hp.SuccessiveHalving(1, 27, 3),
-                                  lambda: hp.Hyperband(1, 27, 3), lambda: MedianPruner()])
+                                  lambda: hp.Hyperband(1, 27, 3),
+                                  lambda: hp.Hyperband(1, 27, 3, asynchronous=False),
+                                  lambda: MedianPruner()])
 def test_study_stores_pruned_trials(make):
     study = hp.Study(SPACE, sampler=hp.RandomSampler(seed=1), pruner=make())
     study.optimize(objective, n_trials=60)
@@ -163,6 +165,7 @@ def _states(study):
 
 
 @pytest.mark.parametrize("make", [lambda: hp.Hyperband(1, 27, 3), lambda: hp.ASHA(1, 27, 3),
+                                  lambda: hp.Hyperband(1, 27, 3, asynchronous=False),
                                   lambda: hp.SuccessiveHalving(1, 27, 3)])
 def test_resumed_study_keeps_its_rungs(tmp_path, make):
     url = f"sqlite:///{tmp_path / 'hb.db'}"
@@ -194,7 +197,7 @@ def test_two_processes_share_rungs(tmp_path):
 def test_any_sampler_with_any_pruner():
     for sampler in (hp.QMCSampler(seed=0), hp.GridSampler({"x": [0.1, 0.3, 0.5, 0.9],
                                                            "y": [0.2, 0.6]})):
-        study = hp.Study(SPACE, sampler=sampler, pruner=hp.Hyperband(1, 27, 3, asynchronous=True))
+        study = hp.Study(SPACE, sampler=sampler, pruner=hp.Hyperband(1, 27, 3))
         study.optimize(objective, n_trials=8)
         assert len(study.trials) == 8
 

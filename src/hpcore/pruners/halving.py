@@ -132,13 +132,20 @@ class Hyperband(_RungPruner):
     Every ``sum(n_s)`` consecutive trials form one Hyperband iteration in which bracket
     ``s`` receives ``n_s`` trials (its configuration budget), placed by a fixed
     pseudo-random permutation of ``seed``: the assignment is deterministic, in the
-    brackets' proportions, and interleaved.  Inside a bracket the trials run
-    successive halving from resource ``r_s`` (see :class:`SuccessiveHalving`), or
-    ASHA with ``asynchronous=True`` (the asynchronous Hyperband of Li et al. 2020).
+    brackets' proportions, and interleaved.
+
+    Inside a bracket, trials start at resource ``r_s`` and by default are promoted
+    asynchronously as in :class:`ASHA` (the asynchronous Hyperband of Li et al. 2020,
+    like Optuna's ``HyperbandPruner``): a pruner cannot pause trials, and this spends
+    the fewest epochs.  ``asynchronous=False`` runs each bracket's cohort of ``n_s``
+    trials as :class:`SuccessiveHalving` with the paper's rung quotas ``n_i`` instead
+    (provisional promotions: more epochs when trials run one after another).  For the
+    exact synchronous algorithm, which re-runs promoted configurations at larger
+    budgets, see :func:`run_budgeted`.
     """
 
     def __init__(self, min_resource: float, max_resource: float, eta: int = 3, *,
-                 asynchronous: bool = False, seed: int = 0) -> None:
+                 asynchronous: bool = True, seed: int = 0) -> None:
         super().__init__(min_resource, max_resource, eta)
         self.asynchronous = bool(asynchronous)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
