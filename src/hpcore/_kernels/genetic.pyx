@@ -21,7 +21,7 @@ nondominated sorting for evolutionary multiobjective optimization" (ENS-BS), IEE
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
-from libc.math cimport pow, fabs, floor, INFINITY
+from libc.math cimport pow, fabs, floor, exp, log, log1p, INFINITY
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy, memmove
 from libc.stdint cimport uint64_t, int64_t
@@ -141,11 +141,41 @@ def elite_indices(const double[::1] fitness, Py_ssize_t n_elite):
 # ---------------------------------------------------------------------------------
 # crossover
 # ---------------------------------------------------------------------------------
-cdef inline double _sbx_betaq(double beta, double u, double eta) noexcept nogil:
-    cdef double alpha = 2.0 - pow(beta, -(eta + 1.0))
+cdef inline double _ipow(double x, int k) noexcept nogil:
+    """x ** k for an integer k >= 0 by repeated squaring."""
+    cdef double r = 1.0
+    while k:
+        if k & 1:
+            r *= x
+        x *= x
+        k >>= 1
+    return r
+
+
+cdef inline double _sbx_betaq(double beta, double u, double eta, int ie) noexcept nogil:
+    # ie = eta + 1 when that is a small integer (beta ** -(eta+1) by squaring), else -1;
+    # other powers as exp(y * log(x)), which equals pow to rounding and is faster
+    cdef double e1 = eta + 1.0
+    cdef double alpha
+    if ie >= 0:
+        alpha = 2.0 - 1.0 / _ipow(beta, ie)
+    else:
+        alpha = 2.0 - exp(-e1 * log(beta))
     if u <= 1.0 / alpha:
-        return pow(u * alpha, 1.0 / (eta + 1.0))
-    return pow(1.0 / (2.0 - u * alpha), 1.0 / (eta + 1.0))
+        return exp(log(u * alpha) / e1)
+    return exp(-log(2.0 - u * alpha) / e1)
+
+
+cdef inline Py_ssize_t _next_gene(Rng* r, Py_ssize_t j, double log_q, double prob) noexcept nogil:
+    """Index of the next gene after ``j`` hit by a Bernoulli(prob) process: the gap is
+    geometric, so one draw per hit instead of one per gene.  ``log_q = log(1 - prob)``."""
+    cdef double gap
+    if prob >= 1.0:
+        return j + 1
+    gap = floor(log(1.0 - rng_uniform(r)) / log_q)
+    if gap > 1e15:          # far beyond any genome: no further hit
+        gap = 1e15
+    return j + 1 + <Py_ssize_t>gap
 
 
 cdef void _sbx_pair(const double* p1, const double* p2, double* c1, double* c2,
@@ -156,6 +186,7 @@ cdef void _sbx_pair(const double* p1, const double* p2, double* c1, double* c2,
     cdef Py_ssize_t j
     cdef double y1, y2, yl, yu, u, bq, a, b, t
     cdef bint cross
+    cdef int ie = <int>(eta + 1.0) if (eta + 1.0 == floor(eta + 1.0) and eta <= 63.0) else -1
     rng_init(&r, seed, stream)
     cross = rng_uniform(&r) < prob
     for j in range(d):
@@ -171,9 +202,9 @@ cdef void _sbx_pair(const double* p1, const double* p2, double* c1, double* c2,
             yl = lo[j]
             yu = hi[j]
             u = rng_uniform(&r)
-            bq = _sbx_betaq(1.0 + 2.0 * (y1 - yl) / (y2 - y1), u, eta)
+            bq = _sbx_betaq(1.0 + 2.0 * (y1 - yl) / (y2 - y1), u, eta, ie)
             a = 0.5 * ((y1 + y2) - bq * (y2 - y1))
-            bq = _sbx_betaq(1.0 + 2.0 * (yu - y2) / (y2 - y1), u, eta)
+            bq = _sbx_betaq(1.0 + 2.0 * (yu - y2) / (y2 - y1), u, eta, ie)
             b = 0.5 * ((y1 + y2) + bq * (y2 - y1))
             if rng_uniform(&r) < 0.5:
                 t = a
@@ -285,12 +316,16 @@ cdef void _polynomial_row(double* x, const double* lo, const double* hi,
                           const unsigned char* isint, Py_ssize_t d, double eta,
                           double prob_var, uint64_t seed, uint64_t stream) noexcept nogil:
     cdef Rng r
-    cdef Py_ssize_t j
+    cdef Py_ssize_t j = -1
     cdef double y, yl, yu, d1, d2, u, xy, val, dq, mpow = 1.0 / (eta + 1.0)
+    cdef double log_q = log1p(-prob_var) if prob_var < 1.0 else 0.0
+    if prob_var <= 0.0:
+        return
     rng_init(&r, seed, stream)
-    for j in range(d):
-        if rng_uniform(&r) >= prob_var:
-            continue
+    while True:
+        j = _next_gene(&r, j, log_q, prob_var)
+        if j >= d:
+            break
         yl = lo[j]
         yu = hi[j]
         if yu - yl <= 0.0:
@@ -328,11 +363,16 @@ cdef void _gaussian_row(double* x, const double* lo, const double* hi,
                         const unsigned char* isint, Py_ssize_t d, double sigma,
                         double prob_var, uint64_t seed, uint64_t stream) noexcept nogil:
     cdef Rng r
-    cdef Py_ssize_t j
+    cdef Py_ssize_t j = -1
+    cdef double log_q = log1p(-prob_var) if prob_var < 1.0 else 0.0
+    if prob_var <= 0.0:
+        return
     rng_init(&r, seed, stream)
-    for j in range(d):
-        if rng_uniform(&r) < prob_var:
-            x[j] = _finish(x[j] + sigma * (hi[j] - lo[j]) * rng_normal(&r), lo[j], hi[j], isint[j])
+    while True:
+        j = _next_gene(&r, j, log_q, prob_var)
+        if j >= d:
+            break
+        x[j] = _finish(x[j] + sigma * (hi[j] - lo[j]) * rng_normal(&r), lo[j], hi[j], isint[j])
 
 
 def gaussian_mutation(double[:, ::1] x, const double[::1] lower, const double[::1] upper,
