@@ -37,6 +37,7 @@ _CROSSOVERS = ("sbx", "blend", "uniform")
 _MUTATIONS = ("polynomial", "gaussian")
 # Stream families: one seed per operator, derived from the sampler's seed; stream index =
 # trial number, so trial n's child depends only on (seed, n, population).
+_MAX_RETRIES = 8
 _OPS = ("select", "cross", "cat_cross", "mutate", "cat_mutate", "fill")
 
 
@@ -182,6 +183,7 @@ class GeneticSampler(BaseSampler):
         self._off_x: list[np.ndarray] = []
         self._off_f: list[np.ndarray] = []
         self._arr: tuple[np.ndarray, np.ndarray] | None = None    # (genes, tournament key)
+        self._members: set[bytes] = set()
 
     def _update(self, study: "Study") -> None:
         if self._study is not study:
@@ -235,12 +237,14 @@ class GeneticSampler(BaseSampler):
             key = np.empty(len(F))
             key[self._order(F)] = np.arange(len(F))     # tournament: lower position wins
             self._arr = (X, key)
+            self._members = {x.tobytes() for x in X}
         return self._arr
 
     def __getstate__(self) -> dict:
         # the population is a cache of the study's trials: never pickled, always rebuilt
         state = self.__dict__.copy()
-        for k in ("_study", "_genome", "_sign", "_pop_x", "_pop_f", "_off_x", "_off_f", "_arr"):
+        for k in ("_study", "_genome", "_sign", "_pop_x", "_pop_f", "_off_x", "_off_f", "_arr",
+                  "_members"):
             state[k] = None
         state["_cursor"] = 0
         state["_generation"] = 0
@@ -249,6 +253,9 @@ class GeneticSampler(BaseSampler):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._reset(None)
+
+    def _retry_seeds(self, retry: int) -> dict[str, int]:
+        return {op: (v + retry * 0x9E3779B97F4A7C15) % 2 ** 64 for op, v in self._seeds.items()}
 
     @property
     def generation(self) -> int:
@@ -260,9 +267,22 @@ class GeneticSampler(BaseSampler):
         self._update(study)
         if number < self.population_size or len(self._pop_x) < 2:
             return self._init.sample(study, number)
-        return self._genome.decode(self.breed(number))
+        return self._genome.decode(self._breed_new(number))
 
-    def breed(self, number: int) -> np.ndarray:
+    def _breed_new(self, number: int) -> np.ndarray:
+        """A child that is not a copy of a member of the population (like pymoo's
+        duplicate elimination; clones waste population slots and erode diversity).
+        Retries use other stream families of the same trial number, so the result stays
+        a function of (seed, number, population)."""
+        self._population()
+        child = self.breed(number)
+        for retry in range(1, _MAX_RETRIES + 1):
+            if child.tobytes() not in self._members:
+                break
+            child = self.breed(number, retry)
+        return child
+
+    def breed(self, number: int, retry: int = 0) -> np.ndarray:
         """The genes of the child for trial ``number`` (from the current population).
 
         The compiled operators are called directly: the population is valid by
@@ -270,7 +290,7 @@ class GeneticSampler(BaseSampler):
         """
         X, key = self._population()
         g = self._genome
-        s = self._seeds
+        s = self._seeds if retry == 0 else self._retry_seeds(retry)
         par = _g.tournament_select(key, 2, self.tournament_size, s["select"], 2 * number, 1)
         pa, pb = X[par[0]:par[0] + 1], X[par[1]:par[1] + 1]
         if self.crossover == "sbx":
