@@ -248,3 +248,15 @@ def test_run_budgeted_failures_rank_last():
             if by_number[m].params["x"] >= 0.5)
     with pytest.raises(ValueError, match="n_iterations"):
         run_budgeted(study, flaky, min_resource=1, max_resource=9, n_iterations=0)
+
+
+@pytest.mark.slow
+def test_pruning_with_process_pool():
+    # Workers report to the parent, whose pruner folds the shared report stream.
+    study = hp.Study(SPACE, sampler=hp.RandomSampler(seed=5), pruner=hp.ASHA(1, 27, 3))
+    study.optimize(objective, n_trials=16, n_jobs=2)
+    states = [t.state for t in study.trials]
+    assert len(states) == 16 and hp.TrialState.PRUNED in states
+    for t in study.trials:
+        if t.state == hp.TrialState.PRUNED:
+            assert t.values == (t.intermediate_values[max(t.intermediate_values)],)
