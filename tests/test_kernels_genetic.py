@@ -365,3 +365,21 @@ def test_bad_inputs_raise_named_errors():
         crowding_distance(x, [0, 0])
     with pytest.raises(TypeError, match="ranks must be an integer"):
         crowding_distance(x, [0.0, 0.0, 0.0, 0.0])
+
+
+def test_out_buffers_match_new_arrays():
+    rng = np.random.default_rng(5)
+    pa, pb = rng.random((300, 7)), rng.random((300, 7))
+    ca, cb = sbx_crossover(pa, pb, 0, 1, seed=4)
+    buf = np.empty((600, 7))
+    ra, rb = sbx_crossover(pa, pb, 0, 1, seed=4, out=(buf[:300], buf[300:]))
+    assert np.array_equal(buf, np.vstack([ca, cb])) and np.shares_memory(ra, buf)
+    m = polynomial_mutation(buf, 0, 1, prob_var=0.3, seed=2)
+    same = polynomial_mutation(buf, 0, 1, prob_var=0.3, seed=2, out=buf)
+    assert same is buf and np.array_equal(buf, m)
+    with pytest.raises(ValueError, match="overlap"):
+        sbx_crossover(pa, pb, 0, 1, out=(buf[:300], buf[:300]))
+    with pytest.raises(TypeError, match="out"):
+        polynomial_mutation(pa, 0, 1, out=np.empty((300, 7), dtype=np.float32))
+    with pytest.raises(ValueError, match="out must have shape"):
+        polynomial_mutation(pa, 0, 1, out=np.empty((3, 7)))

@@ -217,11 +217,14 @@ cdef void _sbx_pair(const double* p1, const double* p2, double* c1, double* c2,
 def sbx_crossover(const double[:, ::1] pa, const double[:, ::1] pb,
                   const double[::1] lower, const double[::1] upper,
                   const unsigned char[::1] integer, double eta, double prob, double prob_var,
-                  uint64_t seed, uint64_t stream_offset, n_threads):
-    """Bounded simulated binary crossover; pair ``i`` uses stream ``stream_offset + i``."""
+                  uint64_t seed, uint64_t stream_offset, n_threads, ca=None, cb=None):
+    """Bounded simulated binary crossover; pair ``i`` uses stream ``stream_offset + i``.
+    Children go to ``ca``/``cb`` when given ((m, d) C-contiguous float64)."""
     cdef Py_ssize_t m = pa.shape[0], d = pa.shape[1], i
-    ca = np.empty((m, d), dtype=np.float64)
-    cb = np.empty((m, d), dtype=np.float64)
+    if ca is None:
+        ca = np.empty((m, d), dtype=np.float64)
+    if cb is None:
+        cb = np.empty((m, d), dtype=np.float64)
     cdef double[:, ::1] a = ca
     cdef double[:, ::1] b = cb
     cdef int nt = effective_n_threads(n_threads)
@@ -574,7 +577,8 @@ cdef inline uint64_t _dkey(double x) noexcept nogil:
 cdef void _lex_order(const double* f, Py_ssize_t m, Py_ssize_t n, int64_t* idx, int64_t* tmp,
                      uint64_t* keys, uint64_t* ktmp) noexcept nogil:
     """Indices in lexicographic order of the rows of f, ties by index: a stable LSD radix
-    sort on the first objective, then a merge sort of each run of equal first values."""
+    sort on the high 32 bits of the first objective, then a merge sort of each run of
+    rows whose first objectives agree in those bits."""
     cdef Py_ssize_t i, shift, b, pos, total, start
     cdef Py_ssize_t count[256]
     cdef int64_t* src = idx
@@ -587,7 +591,9 @@ cdef void _lex_order(const double* f, Py_ssize_t m, Py_ssize_t n, int64_t* idx, 
     for i in range(n):
         idx[i] = i
         keys[i] = _dkey(f[i * m])
-    for shift in range(0, 64, 8):
+    # radix passes on the top 32 bits only; runs of equal top bits (rare, and exact ties)
+    # are then merge-sorted on the full rows
+    for shift in range(32, 64, 8):
         for b in range(256):
             count[b] = 0
         for i in range(n):
@@ -618,11 +624,9 @@ cdef void _lex_order(const double* f, Py_ssize_t m, Py_ssize_t n, int64_t* idx, 
     if src != idx:
         memcpy(idx, src, n * sizeof(int64_t))
         memcpy(keys, ks, n * sizeof(uint64_t))
-    if m == 1:
-        return
     start = 0
     for i in range(1, n + 1):
-        if i == n or keys[i] != keys[start]:
+        if i == n or (keys[i] >> 32) != (keys[start] >> 32):
             if i - start > 1:
                 _lexsort(f, m, &idx[start], tmp, i - start)
             start = i

@@ -197,7 +197,8 @@ def elite_indices(fitness: Any, n_elite: int) -> np.ndarray:
 # -- crossover -------------------------------------------------------------------------
 def sbx_crossover(parents_a: Any, parents_b: Any, lower: Any, upper: Any, *, eta: float = 15.0,
                   prob: float = 0.9, prob_var: float = 0.5, integer: Any = None, seed: int = 0,
-                  stream_offset: int = 0, n_threads: int | None = None
+                  stream_offset: int = 0, n_threads: int | None = None,
+                  out: tuple[np.ndarray, np.ndarray] | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Bounded simulated binary crossover (Deb and Agrawal 1995; Deb's NSGA-II code).
 
@@ -206,15 +207,36 @@ def sbx_crossover(parents_a: Any, parents_b: Any, lower: Any, upper: Any, *, eta
     ``beta_q`` drawn with distribution index ``eta`` (large ``eta``: children near the
     parents), and the two children's genes are swapped with probability 1/2.
 
+    ``out=(children_a, children_b)``: C-contiguous float64 arrays of shape
+    ``(m, n_genes)`` to write the children into (e.g. the two halves of a preallocated
+    next population), instead of new arrays.
+
     Returns
     -------
     children_a, children_b : (m, n_genes) arrays within ``[lower, upper]``.
     """
     pa, pb, lo, hi = _parents(parents_a, parents_b, lower, upper)
     mask = _integer_mask(integer, pa.shape[1], lo, hi)
+    ca = cb = None
+    if out is not None:
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise TypeError("out must be a tuple (children_a, children_b) of arrays")
+        ca, cb = (_out_array(f"out[{k}]", o, pa.shape) for k, o in enumerate(out))
+        if np.shares_memory(ca, cb) or any(np.shares_memory(o, p) for o in (ca, cb)
+                                           for p in (pa, pb)):
+            raise ValueError("out arrays must not overlap each other or the parents")
     return _g.sbx_crossover(pa, pb, lo, hi, mask, _real("eta", eta, 0.0), _prob("prob", prob),
                             _prob("prob_var", prob_var), _u64("seed", seed),
-                            _u64("stream_offset", stream_offset), n_threads)
+                            _u64("stream_offset", stream_offset), n_threads, ca, cb)
+
+
+def _out_array(name: str, o: Any, shape: tuple[int, ...]) -> np.ndarray:
+    if not isinstance(o, np.ndarray) or o.dtype != np.float64 or not o.flags.c_contiguous \
+            or not o.flags.writeable:
+        raise TypeError(f"{name} must be a writeable C-contiguous float64 array")
+    if o.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {o.shape}")
+    return o
 
 
 def uniform_crossover(parents_a: Any, parents_b: Any, *, prob: float = 0.9,
@@ -262,15 +284,26 @@ def _prob_var(prob_var: Any, d: int) -> float:
 
 def polynomial_mutation(x: Any, lower: Any, upper: Any, *, eta: float = 20.0,
                         prob_var: float | None = None, integer: Any = None, seed: int = 0,
-                        stream_offset: int = 0, n_threads: int | None = None) -> np.ndarray:
+                        stream_offset: int = 0, n_threads: int | None = None,
+                        out: np.ndarray | None = None) -> np.ndarray:
     """Bounded polynomial mutation (Deb; the form of Deb's NSGA-II code).
 
     Each gene mutates with probability ``prob_var`` (default ``1 / n_genes``) by a
     perturbation whose spread shrinks as ``eta`` grows and which never leaves
-    ``[lower, upper]``.  Returns a new array; row ``i`` uses stream
-    ``stream_offset + i``.
+    ``[lower, upper]``.  Row ``i`` uses stream ``stream_offset + i``.  Returns a new
+    array, or ``out`` (a C-contiguous float64 array of x's shape; ``out=x`` mutates in
+    place).
     """
-    a, lo, hi, mask = _mutation_input(x, lower, upper, integer)
+    if out is not None:
+        a = _out_array("out", out, np.shape(x))
+        xin = _matrix("x", x)
+        lo, hi = _bounds(lower, upper, a.shape[1])
+        _in_bounds("x", xin, lo, hi)
+        mask = _integer_mask(integer, a.shape[1], lo, hi)
+        if xin is not a:
+            np.copyto(a, xin)
+    else:
+        a, lo, hi, mask = _mutation_input(x, lower, upper, integer)
     _g.polynomial_mutation(a, lo, hi, mask, _real("eta", eta, 0.0),
                            _prob_var(prob_var, a.shape[1]), _u64("seed", seed),
                            _u64("stream_offset", stream_offset), n_threads)
