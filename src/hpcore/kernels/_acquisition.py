@@ -78,9 +78,12 @@ def acquisition(model: GPModel, Xq, *, kind: str = "logei", f_best: float | None
     f, b = _scalars(model, f_best, beta)
     Xq = _as_matrix(Xq, "Xq", model.X.shape[1])
     with blas_single_thread():
+        if not return_grad:
+            return _acq.acquisition_batch(model.X, model.L, model.alpha, model.inv_l2,
+                                          model.signal_var, model.kind, acq, f, b, Xq, n_threads)
         return _acq.acquisition_values(model.X, model.L, model.alpha, model.inv_l2,
-                                       model.signal_var, model.kind, acq, f, b, Xq,
-                                       bool(return_grad), n_threads)
+                                       model.signal_var, model.kind, acq, f, b, Xq, True,
+                                       n_threads)
 
 
 def _sobol(d: int, n: int, seed: int) -> np.ndarray:
@@ -239,9 +242,9 @@ def maximize_acquisition(model: GPModel, *, kind: str = "logei", f_best: float |
             m = max(n_raw_samples, n_sob)
             raw = cols.snap(cols.lower + span * _sobol(d, m, seed))
             if n_sob > 0:
-                rv = _acq.acquisition_values(model.X, model.L, model.alpha, model.inv_l2,
-                                             model.signal_var, model.kind, acq, f, b, raw,
-                                             False, n_threads)
+                rv = _acq.acquisition_batch(model.X, model.L, model.alpha, model.inv_l2,
+                                            model.signal_var, model.kind, acq, f, b, raw,
+                                            n_threads)
                 order = np.argsort(-rv, kind="stable")
                 starts.append(raw[order[:n_sob]])
         X0 = np.ascontiguousarray(np.vstack(starts))

@@ -26,6 +26,7 @@ _PENDING = ("believer", "liar_min", "liar_mean", "liar_max")
 _TRANSFORMS = (None, "log", "power")
 _MAX_LEVELS = 1024   # ordinal columns with more levels are optimized as continuous
 _PARALLEL_MIN_OBS = 256
+_WARM_MAX_OBS = 100     # beyond, hyperparameters move only at the periodic full fits
 
 
 def _check_int(name: str, v: Any, lo: int) -> int:
@@ -55,8 +56,10 @@ class BayesSampler(BaseSampler):
         How RUNNING trials are fantasized so parallel workers get different points:
         kriging believer (posterior mean) or a constant liar.
     refit_every : int
-        Full multi-start hyperparameter fit every this many new observations; in between,
-        one warm-started L-BFGS-B run from the previous hyperparameters.
+        Full multi-start hyperparameter fit every ``max(refit_every, n // 10)`` new
+        observations; in between, one warm-started L-BFGS-B run from the previous
+        hyperparameters (up to 100 observations; beyond, the previous hyperparameters
+        are kept and only the Cholesky factor is recomputed).
     n_restarts : int
         Starts of a full fit besides the warm start.
     warm_maxiter : int
@@ -73,7 +76,7 @@ class BayesSampler(BaseSampler):
     def __init__(self, *, n_startup_trials: int = 10, acquisition: str = "logei",
                  beta: float = 2.0, kernel: str = "matern52", transform: str | None = None,
                  pending: str = "believer", refit_every: int = 10, n_restarts: int = 2,
-                 warm_maxiter: int = 30, n_starts: int = 12, n_raw_samples: int = 512,
+                 warm_maxiter: int = 10, n_starts: int = 12, n_raw_samples: int = 512,
                  seed: int | None = None, n_threads: int | None = None) -> None:
         super().__init__(seed)
         self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 1)
@@ -194,17 +197,23 @@ class BayesSampler(BaseSampler):
         return 1 if n < _PARALLEL_MIN_OBS else None
 
     def _fit(self, X: np.ndarray, y: np.ndarray, number: int) -> GPModel:
+        """Full multi-start fit every ``max(refit_every, n // 10)`` new observations; in
+        between a warm-started L-BFGS-B run (up to ``_WARM_MAX_OBS`` observations) or,
+        beyond, only a Cholesky at the previous hyperparameters."""
         n = len(y)
         nt = self._threads(n)
-        full = self._theta is None or n - self._n_at_full_fit >= self.refit_every
         seed = (self.seed * 1_000_003 + number) % (2 ** 63)
-        if full:
+        if self._theta is None or n - self._n_at_full_fit >= max(self.refit_every, n // 10):
             model = gp_fit(X, y, kernel=self.kernel, theta0=self._theta,
-                           n_restarts=max(self.n_restarts, 1), seed=seed, n_threads=nt)
+                           n_restarts=max(self.n_restarts, 1), seed=seed, n_threads=nt,
+                           maxiter=200 if n <= 500 else 50)
             self._n_at_full_fit = n
-        else:
+        elif n <= _WARM_MAX_OBS:
             model = gp_fit(X, y, kernel=self.kernel, theta0=self._theta, n_restarts=0,
                            maxiter=self.warm_maxiter, seed=seed, n_threads=nt)
+        else:
+            model = gp_fit(X, y, kernel=self.kernel, theta0=self._theta, optimize=False,
+                           n_threads=nt)
         self._theta = model.theta
         return model
 
