@@ -184,6 +184,7 @@ class GeneticSampler(BaseSampler):
         self._off_f: list[np.ndarray] = []
         self._arr: tuple[np.ndarray, np.ndarray] | None = None    # (genes, tournament key)
         self._members: set[bytes] = set()
+        self._crowd: np.ndarray | None = None
 
     def _update(self, study: "Study") -> None:
         if self._study is not study:
@@ -235,7 +236,12 @@ class GeneticSampler(BaseSampler):
         if self._arr is None:
             X, F = np.array(self._pop_x, dtype=np.float64), np.array(self._pop_f)
             key = np.empty(len(F))
-            key[self._order(F)] = np.arange(len(F))     # tournament: lower position wins
+            if F.shape[1] == 1:
+                key[elite_indices(F[:, 0], len(F))] = np.arange(len(F))  # lower position wins
+                self._crowd = None
+            else:
+                _, self._crowd, order = nsga2_rank(F, n_threads=1)
+                key[order] = np.arange(len(F))
             self._arr = (X, key)
             self._members = {x.tobytes() for x in X}
         return self._arr
@@ -244,7 +250,7 @@ class GeneticSampler(BaseSampler):
         # the population is a cache of the study's trials: never pickled, always rebuilt
         state = self.__dict__.copy()
         for k in ("_study", "_genome", "_sign", "_pop_x", "_pop_f", "_off_x", "_off_f", "_arr",
-                  "_members"):
+                  "_members", "_crowd"):
             state[k] = None
         state["_cursor"] = 0
         state["_generation"] = 0
@@ -253,6 +259,23 @@ class GeneticSampler(BaseSampler):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._reset(None)
+
+    def _crowded_tournament(self, key: np.ndarray, seed: int, number: int) -> np.ndarray:
+        """Two parents by NSGA-II's crowded tournament as in Deb's reference code (and
+        pymoo): of two contestants the dominating one wins, else the one with the larger
+        crowding distance, else the first drawn (contestants are uniform draws)."""
+        k = self.tournament_size
+        F, crowd = np.array(self._pop_f), self._crowd
+        draws = _g.tournament_select(np.zeros_like(key), 2 * k, 1, seed, 2 * k * number, 1)
+        out = np.empty(2, dtype=np.int64)
+        for j in range(2):
+            w = int(draws[j * k])
+            for c in draws[j * k + 1:(j + 1) * k]:
+                c = int(c)
+                if _dominates(F[c], F[w]) or (not _dominates(F[w], F[c]) and crowd[c] > crowd[w]):
+                    w = c
+            out[j] = w
+        return out
 
     def _retry_seeds(self, retry: int) -> dict[str, int]:
         return {op: (v + retry * 0x9E3779B97F4A7C15) % 2 ** 64 for op, v in self._seeds.items()}
@@ -291,7 +314,10 @@ class GeneticSampler(BaseSampler):
         X, key = self._population()
         g = self._genome
         s = self._seeds if retry == 0 else self._retry_seeds(retry)
-        par = _g.tournament_select(key, 2, self.tournament_size, s["select"], 2 * number, 1)
+        if self._crowd is None:
+            par = _g.tournament_select(key, 2, self.tournament_size, s["select"], 2 * number, 1)
+        else:
+            par = self._crowded_tournament(key, s["select"], number)
         pa, pb = X[par[0]:par[0] + 1], X[par[1]:par[1] + 1]
         if self.crossover == "sbx":
             child, _ = _g.sbx_crossover(pa, pb, g.lower, g.upper, g.int_mask, self.crossover_eta,
@@ -324,6 +350,10 @@ class GeneticSampler(BaseSampler):
             child[:, g.num] = xs
             _g.categorical_mutation(child, g.n_categories, pm, s["cat_mutate"], number, 1)
         return child[0]
+
+
+def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool((a <= b).all() and (a < b).any())
 
 
 def _check_int(name: str, v: Any, low: int) -> int:
