@@ -105,8 +105,9 @@ class GeneticSampler(BaseSampler):
         Individuals per generation (>= 2).  The first ``population_size`` trials are a
         scrambled Sobol sequence.
     tournament_size : int
-        Contestants per tournament when picking parents (NSGA-II: by front, then by
-        crowding distance).
+        Contestants per tournament when picking parents.  One objective: the best value
+        wins.  Several (NSGA-II): the crowded tournament of Deb's reference code (and
+        pymoo): a dominating contestant wins, else the larger crowding distance.
     crossover : {"sbx", "blend", "uniform"}
         Operator for the numeric genes (categorical genes always use uniform crossover).
     crossover_prob : float
