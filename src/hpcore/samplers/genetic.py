@@ -186,6 +186,7 @@ class GeneticSampler(BaseSampler):
         self._arr: tuple[np.ndarray, np.ndarray] | None = None    # (genes, tournament key)
         self._members: set[bytes] = set()
         self._crowd: np.ndarray | None = None
+        self._perm: tuple | None = None
 
     def _update(self, study: "Study") -> None:
         if self._study is not study:
@@ -251,7 +252,7 @@ class GeneticSampler(BaseSampler):
         # the population is a cache of the study's trials: never pickled, always rebuilt
         state = self.__dict__.copy()
         for k in ("_study", "_genome", "_sign", "_pop_x", "_pop_f", "_off_x", "_off_f", "_arr",
-                  "_members", "_crowd"):
+                  "_members", "_crowd", "_perm"):
             state[k] = None
         state["_cursor"] = 0
         state["_generation"] = 0
@@ -267,7 +268,18 @@ class GeneticSampler(BaseSampler):
         crowding distance, else the first drawn (contestants are uniform draws)."""
         k = self.tournament_size
         F, crowd = np.array(self._pop_f), self._crowd
-        draws = _g.tournament_select(np.zeros_like(key), 2 * k, 1, seed, 2 * k * number, 1)
+        n, need = len(F), 2 * k
+        per = n // need
+        if per >= 1:
+            # contestants without replacement: consecutive trials share one permutation of
+            # the population, as pymoo draws a generation's tournaments from permutations
+            block, j = divmod(number, per)
+            if self._perm is None or self._perm[:3] != (seed, block, n):
+                u = _rng.uniform_row(seed, block, n)
+                self._perm = (seed, block, n, np.argsort(u, kind="stable"))
+            draws = self._perm[3][j * need:(j + 1) * need]
+        else:
+            draws = _g.tournament_select(np.zeros_like(key), need, 1, seed, need * number, 1)
         out = np.empty(2, dtype=np.int64)
         for j in range(2):
             w = int(draws[j * k])
