@@ -166,42 +166,57 @@ def main() -> None:
     out: dict = {"threads": k, "d": D, "hpcore": {}, "optuna": {}, "skopt": {},
                  "meta": {"python": platform.python_version(), "machine": platform.machine(),
                           "cpus": os.cpu_count()}}
+    peers = [p for p in args.peers.split(",") if p]
+    peer_sizes = set(map(int, args.peer_sizes.split(","))) if peers else set()
     with threadpool_limits(k):
         bench_hpcore(20, 1, k)      # warm-up: imports, scipy's Sobol tables (not timed)
         out["lml"] = bench_lml(1000, k)
         print(f"LML+grad n=1000 d=10: {out['lml']['lml_grad_s'] * 1e3:.1f} ms; NumPy cholesky+inv "
               f"{out['lml']['numpy_cholesky_plus_inv_s'] * 1e3:.1f} ms; ratio {out['lml']['ratio']:.2f}",
               flush=True)
-        for n in map(int, args.sizes.split(",")):
+        # each size: hpcore then the peers right after, so they see the same machine load
+        for n in sorted(set(map(int, args.sizes.split(","))) | peer_sizes):
             r = bench_hpcore(n, 5 if n <= 500 else 3, k)
+            r["loadavg_1min"] = os.getloadavg()[0]
             out["hpcore"][n] = r
             print(f"hpcore n={n}: amortized {r['amortized_s'] * 1e3:.1f} ms (full fit "
                   f"{r['full_fit_s'] * 1e3:.1f} ms, between {r['between_s'] * 1e3:.1f} ms, "
                   f"period {r['period']})", flush=True)
-        for peer in [p for p in args.peers.split(",") if p]:
-            for n in map(int, args.peer_sizes.split(",")):
-                r = (bench_optuna if peer == "optuna" else bench_skopt)(n, 3, k)
-                out[peer][n] = r
-                print(f"{peer} n={n}: {r['per_suggestion_s'] * 1e3:.1f} ms", flush=True)
+            if n in peer_sizes:
+                for peer in peers:
+                    r = (bench_optuna if peer == "optuna" else bench_skopt)(n, 3, k)
+                    out[peer][n] = r
+                    print(f"{peer} n={n}: {r['per_suggestion_s'] * 1e3:.1f} ms", flush=True)
+            _write(out, k)
+
+
+def _write(out: dict, k: int) -> None:
+    lml = out["lml"]
     rows = ["# BayesSampler speed (d = 10)", "",
             f"Command: `.venv/bin/python bench/bench_bayes_speed.py --threads {k}`; "
-            f"{k} thread(s) for every side (OMP_NUM_THREADS, threadpoolctl, torch).", "",
-            f"LML + gradient at n=1000, d=10: {out['lml']['lml_grad_s'] * 1e3:.1f} ms; "
-            f"NumPy cholesky + inv: {out['lml']['numpy_cholesky_plus_inv_s'] * 1e3:.1f} ms; "
-            f"ratio {out['lml']['ratio']:.2f} (target <= 3).", "",
+            f"{k} thread(s) for every side (OMP_NUM_THREADS, threadpoolctl, torch).  "
+            "Machine: shared 2-core box (other jobs running; the load average is recorded "
+            "per size in the JSON); each size runs hpcore and then the peers back to back.", "",
+            f"LML + gradient at n=1000, d=10: {lml['lml_grad_s'] * 1e3:.1f} ms; "
+            f"NumPy cholesky + inv: {lml['numpy_cholesky_plus_inv_s'] * 1e3:.1f} ms; "
+            f"ratio {lml['ratio']:.2f} (target <= 3).", "",
             "| n | hpcore amortized (ms) | hpcore full fit (ms) | hpcore between fits (ms) "
-            "| Optuna GPSampler (ms) | skopt (ms) | faster peer / hpcore |", "|---|---|---|---|---|---|---|"]
+            "| Optuna GPSampler (ms) | skopt (ms) | faster peer / hpcore amortized |",
+            "|---|---|---|---|---|---|---|"]
+
+    def fmt(v):
+        return f"{v * 1e3:.1f}" if v is not None else ""
+
     for n, r in out["hpcore"].items():
         po = out["optuna"].get(n, {}).get("per_suggestion_s")
         ps = out["skopt"].get(n, {}).get("per_suggestion_s")
         peers = [v for v in (po, ps) if v is not None]
         ratio = f"{min(peers) / r['amortized_s']:.1f}x" if peers else ""
-        fmt = (lambda v: f"{v * 1e3:.1f}" if v is not None else "")
         rows.append(f"| {n} | {r['amortized_s'] * 1e3:.1f} | {r['full_fit_s'] * 1e3:.1f} | "
                     f"{r['between_s'] * 1e3:.1f} | {fmt(po)} | {fmt(ps)} | {ratio} |")
     (RESULTS / f"bayes_speed_t{k}.json").write_text(json.dumps(out, indent=1))
     (RESULTS / f"bayes_speed_t{k}.md").write_text("\n".join(rows) + "\n")
-    print("\n".join(rows))
+    print("\n".join(rows), flush=True)
 
 
 if __name__ == "__main__":

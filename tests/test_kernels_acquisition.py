@@ -112,7 +112,7 @@ def test_maximizer_beats_a_dense_grid_in_2d():
         best_grid = kernels.acquisition(m, g, kind=kind).max()
         x, v = kernels.maximize_acquisition(m, kind=kind, seed=0)
         assert v >= best_grid - 1e-9
-        assert v == pytest.approx(kernels.acquisition(m, x[None], kind=kind)[0], rel=1e-12)
+        assert v == pytest.approx(kernels.acquisition(m, x[None], kind=kind)[0], rel=1e-9)
 
 
 @pytest.mark.parametrize("d", [2, 4, 6])

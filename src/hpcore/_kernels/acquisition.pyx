@@ -351,7 +351,7 @@ cdef double _lbfgs(Problem* P, double* x, const double* lo, const double* hi, do
         for i in range(d):
             x[i] = xn[i]
             g[i] = gn[i]
-        if b <= 1e-12 * (fabs(f) + 1e-12):
+        if b <= 1e-10 * (fabs(f) + 1e-10):
             break
     return -f
 

@@ -51,6 +51,20 @@ cdef double dk_dr2(double r2, double signal, int kind) noexcept nogil:
     return -(5.0 / 6.0) * signal * (1.0 + SQRT5 * r) * exp(-SQRT5 * r)
 
 
+cdef inline void _k_dk(double r2, double signal, int kind, double* k, double* dk) noexcept nogil:
+    """k(r2) and dk/d(r2) sharing one exp (and one sqrt)."""
+    cdef double r, e
+    if kind == 1:
+        e = signal * exp(-0.5 * r2)
+        k[0] = e
+        dk[0] = -0.5 * e
+        return
+    r = sqrt(r2)
+    e = signal * exp(-SQRT5 * r)
+    k[0] = (1.0 + SQRT5 * r + (5.0 / 3.0) * r2) * e
+    dk[0] = -(5.0 / 6.0) * (1.0 + SQRT5 * r) * e
+
+
 cdef void posterior_point(GPState st, const double* x, double* work, double* mu, double* var,
                           double* gmu, double* gvar) noexcept nogil:
     """Posterior mean/variance of the latent function at ``x``; gradients if gmu != NULL.
@@ -252,7 +266,7 @@ cdef void _grad_row(const double* X, const double* W, const double* alpha, doubl
     """Row i's share of tr(W dK/dtheta), W = alpha alpha^T - K^{-1} (lower triangle of
     K^{-1} in W).  j <= i; off-diagonal terms count twice."""
     cdef Py_ssize_t j, q
-    cdef double w, r2, c, t, f
+    cdef double w, r2, c, t, f, kv
     cdef const double* xi = X + i * d
     cdef const double* xj
     for q in range(d + 2):
@@ -263,8 +277,9 @@ cdef void _grad_row(const double* X, const double* W, const double* alpha, doubl
         w = w * f
         xj = X + j * d
         r2 = sq_dist(xi, xj, inv_l2, d)
-        c = dk_dr2(r2, signal, kind) * w
-        g[d] += w * k_of_r2(r2, signal, kind)
+        _k_dk(r2, signal, kind, &kv, &c)
+        c = c * w
+        g[d] += w * kv
         for q in range(d):
             t = xi[q] - xj[q]
             g[q] += c * (-2.0 * t * t * inv_l2[q])

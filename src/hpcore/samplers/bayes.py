@@ -204,8 +204,10 @@ class BayesSampler(BaseSampler):
         nt = self._threads(n)
         seed = (self.seed * 1_000_003 + number) % (2 ** 63)
         if self._theta is None or n - self._n_at_full_fit >= max(self.refit_every, n // 10):
+            # beyond _WARM_MAX_OBS the warm start is reliable: one fresh start is enough
+            restarts = max(self.n_restarts, 1) if n <= _WARM_MAX_OBS else 1
             model = gp_fit(X, y, kernel=self.kernel, theta0=self._theta,
-                           n_restarts=max(self.n_restarts, 1), seed=seed, n_threads=nt,
+                           n_restarts=restarts, seed=seed, n_threads=nt,
                            maxiter=200 if n <= 500 else 50)
             self._n_at_full_fit = n
         elif n <= _WARM_MAX_OBS:
