@@ -3,15 +3,18 @@
 Task: scikit-learn ``load_digits``, standardized, a stratified 2/3 train, 1/3
 validation split; an ``SGDClassifier`` (``--model mlp``: ``MLPClassifier``) trained
 with ``partial_fit`` one epoch at a time for up to 27 epochs, reporting validation
-accuracy after each epoch (maximize).  The same ``RandomSampler(seed)`` proposes the
-same configurations to every method (trial ``n`` gets configuration ``n``), so the
-question is how many epochs each pruner spends to find the best final score among
-them.
+accuracy after each epoch (maximize).  Every method samples with
+``RandomSampler(seed)``: trial ``n`` gets the same configuration in every method.
 
-For every seed, the script reports per method: the best validation accuracy of a
-trial that trained all 27 epochs, the total epochs spent, and the ratio to random
-search's epochs.  Acceptance: Hyperband reaches random search's best score with at
-most one third of its epochs.
+Per seed, random search runs ``--iterations * 49`` trials of 27 epochs (``E``
+epochs in all; its best validation accuracy is ``S``).  Then each pruner runs
+
+* budget-matched (the acceptance protocol): trials are started while the total
+  stays within ``E / 3`` epochs (a trial starts only if 27 more epochs fit), so it
+  may try more configurations than random search; it "reaches" random search when
+  its best trial that trained all 27 epochs scores ``>= S``;
+* same configurations (informative, Hyperband only): the same number of trials as
+  random search; epochs spent relative to ``E``.
 
 Usage: ``.venv/bin/python bench/bench_halving_quality.py [--seeds 5] [--model sgd|mlp]``;
 writes ``bench/results/halving_quality_<model>.json`` and ``.md``.
@@ -106,16 +109,24 @@ METHODS = {
 }
 
 
-def run(model: str, method: str, seed: int, n_trials: int, data) -> dict:
+def run(model: str, method: str, seed: int, data, *, n_trials: int | None = None,
+        epoch_cap: float | None = None) -> dict:
+    """Run ``n_trials`` trials, or start trials while ``epoch_cap`` cannot be exceeded."""
     counter = [0]
     study = hp.Study(SPACES[model], sampler=hp.RandomSampler(seed=seed), pruner=METHODS[method](),
                      direction="maximize")
+    objective = make_objective(model, data, counter)
     t0 = time.perf_counter()
-    study.optimize(make_objective(model, data, counter), n_trials=n_trials)
+    if n_trials is not None:
+        study.optimize(objective, n_trials=n_trials)
+    else:
+        while counter[0] + MAX_EPOCHS <= epoch_cap:
+            study.optimize(objective, n_trials=1)
     full = [t for t in study.trials if t.state == hp.TrialState.COMPLETE]
-    return {"best": max(t.values[0] for t in full), "epochs": counter[0],
-            "n_full": len(full), "seconds": time.perf_counter() - t0,
-            "best_trial": max(full, key=lambda t: (t.values[0], -t.number)).number}
+    best = max(full, key=lambda t: (t.values[0], -t.number)) if full else None
+    return {"best": best.values[0] if best else float("-inf"), "epochs": counter[0],
+            "n_trials": len(study.trials), "n_full": len(full),
+            "seconds": time.perf_counter() - t0, "best_trial": best.number if best else None}
 
 
 def main() -> None:
@@ -128,51 +139,81 @@ def main() -> None:
     period = sum(b.n[0] for b in hp.kernels.hyperband_brackets(1, MAX_EPOCHS, ETA))
     n_trials = args.iterations * period
     data = load_data(0)
-    rows = []
+    rows: list[dict] = []
+    pruners = [m for m in METHODS if m != "random"]
     with threadpool_limits(1):
         for seed in range(args.seeds):
-            res = {m: run(args.model, m, seed, n_trials, data) for m in METHODS}
-            base = res["random"]
-            for m, r in res.items():
+            base = run(args.model, "random", seed, data, n_trials=n_trials)
+            cap = base["epochs"] / 3
+            budget = {m: run(args.model, m, seed, data, epoch_cap=cap) for m in pruners}
+            same = run(args.model, "hyperband", seed, data, n_trials=n_trials)
+            for r in list(budget.values()) + [same]:
                 r["epoch_ratio"] = r["epochs"] / base["epochs"]
                 r["reaches_random_best"] = r["best"] >= base["best"]
                 r["gap_to_random_best"] = base["best"] - r["best"]
-            rows.append({"seed": seed, **res})
-            print(f"seed {seed}: " + "  ".join(
-                f"{m} {r['best']:.4f}/{r['epochs']}ep ({r['epoch_ratio']:.2f})"
-                for m, r in res.items()), flush=True)
+            rows.append({"seed": seed, "random": base, "budget_matched": budget,
+                         "hyperband_same_configs": same})
+            print(f"seed {seed}: random {base['best']:.4f}/{base['epochs']}ep  " + "  ".join(
+                f"{m} {r['best']:.4f}/{r['epochs']}ep/{r['n_trials']}tr"
+                for m, r in budget.items())
+                + f"  | hyperband same configs {same['best']:.4f}/{same['epochs']}ep "
+                  f"({same['epoch_ratio']:.2f})", flush=True)
     summary = {}
-    for m in METHODS:
+    for m in pruners:
+        rs = [r["budget_matched"][m] for r in rows]
         summary[m] = {
-            "seeds_reaching_random_best": sum(r[m]["reaches_random_best"] for r in rows),
-            "mean_best": float(np.mean([r[m]["best"] for r in rows])),
-            "max_gap_to_random_best": float(max(r[m]["gap_to_random_best"] for r in rows)),
-            "mean_epoch_ratio": float(np.mean([r[m]["epoch_ratio"] for r in rows])),
-            "max_epoch_ratio": float(max(r[m]["epoch_ratio"] for r in rows)),
+            "seeds_reaching_random_best": sum(r["reaches_random_best"] for r in rs),
+            "mean_best": float(np.mean([r["best"] for r in rs])),
+            "max_gap_to_random_best": float(max(r["gap_to_random_best"] for r in rs)),
+            "mean_epoch_ratio": float(np.mean([r["epoch_ratio"] for r in rs])),
+            "max_epoch_ratio": float(max(r["epoch_ratio"] for r in rs)),
+            "mean_trials": float(np.mean([r["n_trials"] for r in rs])),
         }
+    same = [r["hyperband_same_configs"] for r in rows]
+    summary_same = {
+        "seeds_reaching_random_best": sum(r["reaches_random_best"] for r in same),
+        "max_gap_to_random_best": float(max(r["gap_to_random_best"] for r in same)),
+        "mean_epoch_ratio": float(np.mean([r["epoch_ratio"] for r in same])),
+        "max_epoch_ratio": float(max(r["epoch_ratio"] for r in same)),
+    }
     hb = summary["hyperband"]
     accept = hb["seeds_reaching_random_best"] == len(rows) and hb["max_epoch_ratio"] <= 1 / 3
-    out = {"model": args.model, "n_trials": n_trials, "max_epochs": MAX_EPOCHS, "eta": ETA,
-           "seeds": args.seeds, "rows": rows, "summary": summary,
+    out = {"model": args.model, "random_trials": n_trials, "max_epochs": MAX_EPOCHS, "eta": ETA,
+           "seeds": args.seeds, "rows": rows, "summary_budget_matched": summary,
+           "summary_hyperband_same_configs": summary_same,
            "acceptance_hyperband_all_seeds": bool(accept)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"halving_quality_{args.model}.json").write_text(json.dumps(out, indent=2))
-    lines = [f"# Digits / {args.model}: best validation accuracy vs total epochs",
-             "", f"{n_trials} trials per run (same RandomSampler configurations for every "
-             f"method), up to {MAX_EPOCHS} epochs, eta={ETA}, seeds 0..{args.seeds - 1}.", "",
+    lines = [f"# Digits / {args.model}: best validation accuracy vs total epochs", "",
+             f"Random search: {n_trials} trials x {MAX_EPOCHS} epochs per seed (seeds 0.."
+             f"{args.seeds - 1}); pruners (eta={ETA}, resources 1..{MAX_EPOCHS}) start trials "
+             "while their total stays within 1/3 of random search's epochs.  Same "
+             "RandomSampler configurations by trial number everywhere.", "",
              "| method | seeds reaching random's best | mean best acc | max gap to random's best "
-             "| mean epochs / random's | max epochs / random's |", "|---|---:|---:|---:|---:|---:|"]
+             "| mean epochs / random's | max epochs / random's | mean trials |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines.append(f"| random | - | {np.mean([r['random']['best'] for r in rows]):.4f} | 0 | 1 | 1 "
+                 f"| {n_trials} |")
     for m, s in summary.items():
         lines.append(f"| {m} | {s['seeds_reaching_random_best']}/{len(rows)} | "
                      f"{s['mean_best']:.4f} | {s['max_gap_to_random_best']:.4f} | "
-                     f"{s['mean_epoch_ratio']:.3f} | {s['max_epoch_ratio']:.3f} |")
-    lines += ["", "Per seed (best acc / epochs):", "",
-              "| seed | " + " | ".join(METHODS) + " |", "|---:|" + "---|" * len(METHODS)]
+                     f"{s['mean_epoch_ratio']:.3f} | {s['max_epoch_ratio']:.3f} | "
+                     f"{s['mean_trials']:.0f} |")
+    lines += ["", f"Hyperband on random search's {n_trials} configurations (no extra trials): "
+              f"reaches random's best on {summary_same['seeds_reaching_random_best']}/{len(rows)}"
+              f" seeds (max gap {summary_same['max_gap_to_random_best']:.4f}), epochs / "
+              f"random's: mean {summary_same['mean_epoch_ratio']:.3f}, max "
+              f"{summary_same['max_epoch_ratio']:.3f}.", "",
+              "Per seed, budget-matched (best acc / epochs / trials):", "",
+              "| seed | random | " + " | ".join(pruners) + " |", "|---:|" + "---|" * (len(pruners) + 1)]
     for r in rows:
-        lines.append(f"| {r['seed']} | " + " | ".join(
-            f"{r[m]['best']:.4f} / {r[m]['epochs']}" for m in METHODS) + " |")
-    lines += ["", f"Acceptance (Hyperband reaches random's best on every seed with <= 1/3 of "
-              f"its epochs): {'HOLDS' if accept else 'DOES NOT HOLD'}", ""]
+        b = r["random"]
+        lines.append(f"| {r['seed']} | {b['best']:.4f} / {b['epochs']} / {b['n_trials']} | "
+                     + " | ".join(f"{r['budget_matched'][m]['best']:.4f} / "
+                                  f"{r['budget_matched'][m]['epochs']} / "
+                                  f"{r['budget_matched'][m]['n_trials']}" for m in pruners) + " |")
+    lines += ["", f"Acceptance (Hyperband, budget-matched, reaches random's best on every seed "
+              f"with <= 1/3 of its epochs): {'HOLDS' if accept else 'DOES NOT HOLD'}", ""]
     (RESULTS / f"halving_quality_{args.model}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
