@@ -191,3 +191,16 @@ def test_quality_against_random_on_hartmann6():
             out.append(st.best_value)
     assert np.median(bo) < np.median(rs)
     assert np.median(bo) < -3.2          # global minimum -3.32237
+
+
+@pytest.mark.slow
+def test_parallel_workers_get_distinct_useful_points():
+    import _objectives
+
+    st = hp.Study(_objectives.space(), sampler=BayesSampler(seed=0, n_startup_trials=4))
+    st.optimize(_objectives.quadratic, n_trials=16, n_jobs=4)
+    done = st.completed_trials()
+    assert len(done) == 16
+    configs = {tuple(sorted(t.params.items())) for t in done}
+    assert len(configs) == 16
+    assert st.best_value < 0.1                 # minimum 0.01 at x=0.25, k=1, c="a"
