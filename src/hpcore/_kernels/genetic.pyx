@@ -498,33 +498,56 @@ cdef inline bint _dom2(double q1, double q2, double p1, double p2) noexcept nogi
     return (q2 < p2) | ((q2 == p2) & (q1 < p1))
 
 
+cdef enum:
+    _BATCH = 64
+
+
 cdef Py_ssize_t _nds_2d(const double* f, const int64_t* order, int64_t* rank,
                         Py_ssize_t n, double* last1, double* last2) noexcept nogil:
     """Two objectives, points in lexicographic order: each front is summarized by its
-    last member (the one with the smallest f2); binary search for the first front that
-    does not dominate the point.  O(n log n).  Returns the number of fronts."""
-    cdef Py_ssize_t i, nf = 0, lo, hi, mid
-    cdef int64_t p
-    cdef double p1, p2
-    for i in range(n):
-        p = order[i]
-        p1 = f[2 * p]
-        p2 = f[2 * p + 1]
-        # the number of fronts that dominate p ("front k dominates p" holds for a prefix
-        # of k); branch-free halving
-        lo = 0
-        if nf > 0:
-            hi = nf
+    last member (the one with the smallest f2), and "front k dominates p" holds for a
+    prefix of k, found by binary search.  O(n log n).  Returns the number of fronts.
+
+    A lone binary search is a chain of dependent loads.  So points go in batches: the
+    searches of a batch run in lockstep (branch-free, so the CPU overlaps them) against
+    the fronts as they were when the batch started; a sequential pass then corrects each
+    result.  Adding a point to a front only turns "front k dominates p" from false to
+    true, so the true answer is the stale one or a few fronts above it (at most the
+    number of fronts changed in the batch)."""
+    cdef Py_ssize_t i, j, nb, start, nf = 0, nf0, hi, mid, lo
+    cdef Py_ssize_t pos[_BATCH]
+    cdef double q1[_BATCH]
+    cdef double q2[_BATCH]
+    start = 0
+    while start < n:
+        nb = n - start
+        if nb > _BATCH:
+            nb = _BATCH
+        nf0 = nf
+        for j in range(nb):
+            i = order[start + j]
+            q1[j] = f[2 * i]
+            q2[j] = f[2 * i + 1]
+            pos[j] = 0
+        if nf0 > 0:
+            hi = nf0
             while hi > 1:
                 mid = hi >> 1
-                lo = (lo + mid) if _dom2(last1[lo + mid], last2[lo + mid], p1, p2) else lo
+                for j in range(nb):
+                    pos[j] += mid * _dom2(last1[pos[j] + mid], last2[pos[j] + mid], q1[j], q2[j])
                 hi -= mid
-            lo += 1 if _dom2(last1[lo], last2[lo], p1, p2) else 0
-        rank[p] = lo
-        last1[lo] = p1
-        last2[lo] = p2
-        if lo == nf:
-            nf += 1
+            for j in range(nb):
+                pos[j] += _dom2(last1[pos[j]], last2[pos[j]], q1[j], q2[j])
+        for j in range(nb):
+            lo = pos[j]
+            while lo < nf and _dom2(last1[lo], last2[lo], q1[j], q2[j]):
+                lo += 1
+            rank[order[start + j]] = lo
+            last1[lo] = q1[j]
+            last2[lo] = q2[j]
+            if lo == nf:
+                nf += 1
+        start += nb
     return nf
 
 
