@@ -496,11 +496,12 @@ class Space:
         """
         out: dict[str, Any] = {}
         pindex = self._pindex
+        uu = np.asarray(u, dtype=float).tolist()   # Python floats once, not per parameter
         for name in self.order:
             if not self.is_active(name, out):
                 continue
             dist = self.params[name]
-            ui = float(u[pindex[name]])
+            ui = uu[pindex[name]]
             if isinstance(dist, Categorical):
                 k = min(int(ui * len(dist.choices)), len(dist.choices) - 1)
                 out[name] = dist.choices[k]
