@@ -655,6 +655,50 @@ cdef void _lex_order(const double* f, Py_ssize_t m, Py_ssize_t n, int64_t* idx, 
             start = i
 
 
+cdef int _stair_insert(double** s0, double** s1, double** s2, Py_ssize_t* sz, Py_ssize_t* cap,
+                       Py_ssize_t* nf, Py_ssize_t k, double p0, double p1,
+                       double p2) noexcept nogil:
+    """Add point p to front k (a new front when k == nf): insert its (f1, f2) projection
+    into the staircase, dropping the projections it covers.  Returns 1 if out of memory."""
+    cdef Py_ssize_t pos, start, end
+    if k == nf[0]:
+        cap[k] = 16
+        sz[k] = 0
+        s0[k] = <double*>malloc(16 * sizeof(double))
+        s1[k] = <double*>malloc(16 * sizeof(double))
+        s2[k] = <double*>malloc(16 * sizeof(double))
+        nf[0] += 1
+        if s0[k] == NULL or s1[k] == NULL or s2[k] == NULL:
+            return 1
+    pos = _upper(s1[k], sz[k], p1)          # first index with s1 > p1
+    if pos > 0 and s2[k][pos - 1] <= p2:
+        return 0                            # an equal point is already there
+    start = pos
+    if pos > 0 and s1[k][pos - 1] == p1:
+        start = pos - 1
+    end = start
+    while end < sz[k] and s2[k][end] >= p2:
+        end += 1
+    if end == start:                        # make room for one
+        if sz[k] == cap[k]:
+            cap[k] *= 2
+            if not (_grow(&s0[k], cap[k]) and _grow(&s1[k], cap[k]) and _grow(&s2[k], cap[k])):
+                return 1
+        memmove(&s0[k][start + 1], &s0[k][start], (sz[k] - start) * sizeof(double))
+        memmove(&s1[k][start + 1], &s1[k][start], (sz[k] - start) * sizeof(double))
+        memmove(&s2[k][start + 1], &s2[k][start], (sz[k] - start) * sizeof(double))
+        sz[k] += 1
+    elif end > start + 1:                   # p replaces [start, end)
+        memmove(&s0[k][start + 1], &s0[k][end], (sz[k] - end) * sizeof(double))
+        memmove(&s1[k][start + 1], &s1[k][end], (sz[k] - end) * sizeof(double))
+        memmove(&s2[k][start + 1], &s2[k][end], (sz[k] - end) * sizeof(double))
+        sz[k] -= end - start - 1
+    s0[k][start] = p0
+    s1[k][start] = p1
+    s2[k][start] = p2
+    return 0
+
+
 cdef Py_ssize_t _nds_3d(const double* f, const int64_t* order, int64_t* rank, Py_ssize_t n) noexcept nogil:
     """Three objectives.  Points come in lexicographic order, so an earlier point q
     dominates p iff q's (f1, f2) is <= p's and q != p.  Each front keeps the staircase
@@ -666,9 +710,13 @@ cdef Py_ssize_t _nds_3d(const double* f, const int64_t* order, int64_t* rank, Py
     cdef double** s2 = <double**>malloc(n * sizeof(double*))
     cdef Py_ssize_t* sz = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
     cdef Py_ssize_t* cap = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
-    cdef Py_ssize_t i, nf = 0, lo, hi, mid, k, start, end, pos, err = 0
+    cdef Py_ssize_t j, nb, nf = 0, nf0, hi, mid, k, start
+    cdef int err = 0
     cdef int64_t p
-    cdef double p0, p1, p2
+    cdef Py_ssize_t at[_BATCH]
+    cdef double q0[_BATCH]
+    cdef double q1[_BATCH]
+    cdef double q2[_BATCH]
     if s0 == NULL or s1 == NULL or s2 == NULL or sz == NULL or cap == NULL:
         free(s0)
         free(s1)
@@ -676,60 +724,39 @@ cdef Py_ssize_t _nds_3d(const double* f, const int64_t* order, int64_t* rank, Py
         free(sz)
         free(cap)
         return -1
-    for i in range(n):
-        p = order[i]
-        p0 = f[3 * p]
-        p1 = f[3 * p + 1]
-        p2 = f[3 * p + 2]
-        lo = 0
-        if nf > 0:
-            hi = nf
+    start = 0
+    while start < n and not err:
+        nb = n - start
+        if nb > _BATCH:
+            nb = _BATCH
+        nf0 = nf
+        for j in range(nb):
+            p = order[start + j]
+            q0[j] = f[3 * p]
+            q1[j] = f[3 * p + 1]
+            q2[j] = f[3 * p + 2]
+            at[j] = 0
+        # lockstep stale searches against the fronts as of the batch start (see _nds_2d)
+        if nf0 > 0:
+            hi = nf0
             while hi > 1:
                 mid = hi >> 1
-                lo = (lo + mid) if _stair_dominated(s0[lo + mid], s1[lo + mid], s2[lo + mid],
-                                                    sz[lo + mid], p0, p1, p2) else lo
+                for j in range(nb):
+                    k = at[j] + mid
+                    at[j] += mid * _stair_dominated(s0[k], s1[k], s2[k], sz[k], q0[j], q1[j], q2[j])
                 hi -= mid
-            lo += 1 if _stair_dominated(s0[lo], s1[lo], s2[lo], sz[lo], p0, p1, p2) else 0
-        k = lo
-        rank[p] = k
-        if k == nf:
-            cap[k] = 16
-            sz[k] = 0
-            s0[k] = <double*>malloc(16 * sizeof(double))
-            s1[k] = <double*>malloc(16 * sizeof(double))
-            s2[k] = <double*>malloc(16 * sizeof(double))
-            nf += 1
-            if s0[k] == NULL or s1[k] == NULL or s2[k] == NULL:
+            for j in range(nb):
+                k = at[j]
+                at[j] += _stair_dominated(s0[k], s1[k], s2[k], sz[k], q0[j], q1[j], q2[j])
+        for j in range(nb):
+            k = at[j]
+            while k < nf and _stair_dominated(s0[k], s1[k], s2[k], sz[k], q0[j], q1[j], q2[j]):
+                k += 1
+            rank[order[start + j]] = k
+            if _stair_insert(s0, s1, s2, sz, cap, &nf, k, q0[j], q1[j], q2[j]):
                 err = 1
                 break
-        # insert p's projection: first index with s1 > p1
-        pos = _upper(s1[k], sz[k], p1)
-        if pos > 0 and s2[k][pos - 1] <= p2:
-            continue                    # an equal point is already there
-        start = pos
-        if pos > 0 and s1[k][pos - 1] == p1:
-            start = pos - 1
-        end = start
-        while end < sz[k] and s2[k][end] >= p2:
-            end += 1
-        if end == start:                # make room for one
-            if sz[k] == cap[k]:
-                cap[k] *= 2
-                if not (_grow(&s0[k], cap[k]) and _grow(&s1[k], cap[k]) and _grow(&s2[k], cap[k])):
-                    err = 1
-                    break
-            memmove(&s0[k][start + 1], &s0[k][start], (sz[k] - start) * sizeof(double))
-            memmove(&s1[k][start + 1], &s1[k][start], (sz[k] - start) * sizeof(double))
-            memmove(&s2[k][start + 1], &s2[k][start], (sz[k] - start) * sizeof(double))
-            sz[k] += 1
-        elif end > start + 1:           # p replaces [start, end)
-            memmove(&s0[k][start + 1], &s0[k][end], (sz[k] - end) * sizeof(double))
-            memmove(&s1[k][start + 1], &s1[k][end], (sz[k] - end) * sizeof(double))
-            memmove(&s2[k][start + 1], &s2[k][end], (sz[k] - end) * sizeof(double))
-            sz[k] -= end - start - 1
-        s0[k][start] = p0
-        s1[k][start] = p1
-        s2[k][start] = p2
+        start += nb
     for k in range(nf):
         free(s0[k])
         free(s1[k])
@@ -758,17 +785,18 @@ cdef inline Py_ssize_t _upper(const double* a, Py_ssize_t n, double x) noexcept 
         return 0
     while n > 1:
         half = n >> 1
-        base = (base + half) if base[half] <= x else base
+        base += half * (base[half] <= x)
         n -= half
-    return (base - a) + (1 if base[0] <= x else 0)
+    return (base - a) + (base[0] <= x)
 
 
 cdef inline bint _stair_dominated(const double* s0, const double* s1, const double* s2,
                                   Py_ssize_t n, double p0, double p1, double p2) noexcept nogil:
+    """Some member of a front (staircase of n >= 1 projections) dominates p: the member
+    with the largest f1 <= p1 has f2 <= p2 and is not p itself (branch-free)."""
     cdef Py_ssize_t q = _upper(s1, n, p1) - 1
-    if q < 0 or s2[q] > p2:
-        return False
-    return not (s0[q] == p0 and s1[q] == p1 and s2[q] == p2)
+    cdef Py_ssize_t r = q if q > 0 else 0
+    return (q >= 0) & (s2[r] <= p2) & ((s0[r] != p0) | (s1[r] != p1) | (s2[r] != p2))
 
 
 def nondominated_sort(const double[:, ::1] F):
