@@ -175,8 +175,8 @@ def write_summary(summary: dict) -> None:
     for fname, f in summary["functions"].items():
         for m, r in f["methods"].items():
             lines.append(f"| {fname} (min {f['known_min']}) | {m} | {r['n_seeds']} | "
-                         f"{r.get('median_best@50', float('nan')):.4f} | "
-                         f"{r.get('median_best@100', float('nan')):.4f} | "
+                         f"{r.get('median_best@50', float('nan')):.5f} | "
+                         f"{r.get('median_best@100', float('nan')):.5f} | "
                          f"{r['median_time_s']:.1f} |")
     (RESULTS / "bayes_quality.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
