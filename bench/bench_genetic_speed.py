@@ -6,8 +6,9 @@ Run: ``.venv/bin/python bench/bench_genetic_speed.py [--threads 1]``
    tournament selection of 10,000 parents, SBX (eta 15, pair probability 0.9, gene
    probability 0.5) of 5,000 pairs into 10,000 children, polynomial mutation (eta 20,
    gene probability 1/50).
-   - hpcore: ``tournament_select`` + ``sbx_crossover`` + ``polynomial_mutation``; once
-     with buffers reused across generations (``out=``), once allocating new arrays.
+   - hpcore: ``tournament_select`` + ``sbx_offspring`` (parents read in place) +
+     ``polynomial_mutation`` into a buffer reused across generations (``out=``); and
+     ``sbx_crossover`` on gathered parents with new arrays at every step.
    - DEAP: ``tools.selTournament`` + ``cxSimulatedBinaryBounded`` +
      ``mutPolynomialBounded`` on ``creator`` individuals (children made with a shallow
      ``Individual(parent)`` copy, cheaper than DEAP's usual deepcopy clone).
@@ -43,7 +44,7 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from hpcore.kernels import (nondominated_sort, polynomial_mutation, sbx_crossover,  # noqa: E402
-                            tournament_select)
+                            sbx_offspring, tournament_select)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N, D = 10_000, 50
@@ -65,18 +66,17 @@ def best_time(fn, repeat: int) -> tuple[float, float]:
 
 
 def generation_hpcore(X, f, lo, hi, nt, preallocated: bool):
-    """Selection + SBX + PM; with ``preallocated`` the parents, children and mutants live
-    in buffers allocated once (``np.take(out=)``, ``sbx_crossover(out=)``,
-    ``polynomial_mutation(out=)``), as a generational loop would double-buffer."""
+    """Selection + SBX + PM; with ``preallocated`` the parents are read in place
+    (``sbx_offspring``) and the children are written and mutated in one buffer allocated
+    once (``out=``), as a generational loop would double-buffer; otherwise the parents
+    are gathered and every step returns new arrays."""
     half = N // 2
-    pa, pb, kids = np.empty((half, D)), np.empty((half, D)), np.empty((N, D))
+    kids = np.empty((N, D))
 
     def run_prealloc():
         sel = tournament_select(f, N, tournament_size=2, seed=1, n_threads=nt)
-        np.take(X, sel[:half], axis=0, out=pa)
-        np.take(X, sel[half:], axis=0, out=pb)
-        sbx_crossover(pa, pb, lo, hi, eta=ETA_C, prob=P_CROSS, prob_var=P_VAR, seed=2,
-                      n_threads=nt, out=(kids[:half], kids[half:]))
+        sbx_offspring(X, sel.reshape(half, 2), lo, hi, eta=ETA_C, prob=P_CROSS, prob_var=P_VAR,
+                      seed=2, n_threads=nt, out=kids)
         return polynomial_mutation(kids, lo, hi, eta=ETA_M, prob_var=P_MUT, seed=3,
                                    n_threads=nt, out=kids)
 

@@ -6,8 +6,8 @@ from scipy import stats
 from hpcore._kernels import genetic as _g
 from hpcore.kernels import (blend_crossover, categorical_mutation, crowding_distance,
                             elite_indices, gaussian_mutation, nondominated_sort, nsga2_rank,
-                            polynomial_mutation, sbx_crossover, tournament_select,
-                            uniform_crossover)
+                            polynomial_mutation, sbx_crossover, sbx_offspring,
+                            tournament_select, uniform_crossover)
 
 KS_ALPHA = 1e-3
 
@@ -383,3 +383,21 @@ def test_out_buffers_match_new_arrays():
         polynomial_mutation(pa, 0, 1, out=np.empty((300, 7), dtype=np.float32))
     with pytest.raises(ValueError, match="out must have shape"):
         polynomial_mutation(pa, 0, 1, out=np.empty((3, 7)))
+
+
+def test_sbx_offspring_reads_parents_in_place():
+    rng = np.random.default_rng(6)
+    X = rng.random((50, 9))
+    pairs = rng.integers(0, 50, (40, 2))
+    ca, cb = sbx_crossover(X[pairs[:, 0]], X[pairs[:, 1]], 0, 1, seed=8, stream_offset=3)
+    kids = sbx_offspring(X, pairs, 0, 1, seed=8, stream_offset=3)
+    assert np.array_equal(kids, np.vstack([ca, cb]))
+    buf = np.empty((80, 9))
+    assert sbx_offspring(X, pairs, 0, 1, seed=8, stream_offset=3, n_threads=2, out=buf) is buf
+    assert np.array_equal(buf, kids)
+    with pytest.raises(ValueError, match="pairs must index"):
+        sbx_offspring(X, pairs + 50, 0, 1)
+    with pytest.raises(ValueError, match="pairs must have shape"):
+        sbx_offspring(X, pairs[:, :1], 0, 1)
+    with pytest.raises(ValueError, match="overlap"):
+        sbx_offspring(X, pairs[:25], 0, 1, out=X)

@@ -161,9 +161,9 @@ cdef inline double _sbx_betaq(double beta, double u, double eta, int ie) noexcep
         alpha = 2.0 - 1.0 / _ipow(beta, ie)
     else:
         alpha = 2.0 - exp(-e1 * log(beta))
-    if u <= 1.0 / alpha:
-        return exp(log(u * alpha) / e1)
-    return exp(-log(2.0 - u * alpha) / e1)
+    cdef double t = u * alpha
+    t = t if t <= 1.0 else 1.0 / (2.0 - t)      # u <= 1/alpha, else the upper branch
+    return exp(log(t) / e1)
 
 
 cdef inline Py_ssize_t _next_gene(Rng* r, Py_ssize_t j, double log_q, double prob) noexcept nogil:
@@ -234,6 +234,29 @@ def sbx_crossover(const double[:, ::1] pa, const double[:, ::1] pb,
         _sbx_pair(&pa[i, 0], &pb[i, 0], &a[i, 0], &b[i, 0], &lower[0], &upper[0], &integer[0],
                   d, eta, prob, prob_var, seed, stream_offset + <uint64_t>i)
     return ca, cb
+
+
+def sbx_crossover_indexed(const double[:, ::1] X, const int64_t[:, ::1] pairs,
+                          const double[::1] lower, const double[::1] upper,
+                          const unsigned char[::1] integer, double eta, double prob,
+                          double prob_var, uint64_t seed, uint64_t stream_offset, n_threads,
+                          out=None):
+    """SBX of rows ``X[pairs[i, 0]]`` and ``X[pairs[i, 1]]`` read in place; children of
+    pair ``i`` go to rows ``i`` and ``m + i`` of an ``(2m, d)`` array (``out`` if given).
+    Pair ``i`` uses stream ``stream_offset + i``: the same children as
+    ``sbx_crossover`` of the gathered parents."""
+    cdef Py_ssize_t m = pairs.shape[0], d = X.shape[1], i
+    if out is None:
+        out = np.empty((2 * m, d), dtype=np.float64)
+    cdef double[:, ::1] o = out
+    cdef int nt = effective_n_threads(n_threads)
+    if m == 0 or d == 0:
+        return out
+    for i in prange(m, nogil=True, schedule="static", num_threads=nt):
+        _sbx_pair(&X[pairs[i, 0], 0], &X[pairs[i, 1], 0], &o[i, 0], &o[m + i, 0], &lower[0],
+                  &upper[0], &integer[0], d, eta, prob, prob_var, seed,
+                  stream_offset + <uint64_t>i)
+    return out
 
 
 cdef void _uniform_pair(const double* p1, const double* p2, double* c1, double* c2,

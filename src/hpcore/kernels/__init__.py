@@ -11,7 +11,7 @@ from hpcore.kernels._acquisition import acquisition, maximize_acquisition
 from hpcore.kernels._genetic import (blend_crossover, categorical_mutation, crowding_distance,
                                      elite_indices, gaussian_mutation, nondominated_sort,
                                      nsga2_rank, polynomial_mutation, sbx_crossover,
-                                     tournament_select, uniform_crossover)
+                                     sbx_offspring, tournament_select, uniform_crossover)
 from hpcore.kernels._halving import (Bracket, RungBook, hyperband_brackets, make_rung_book,
                                      rung_levels, top_k)
 
@@ -36,6 +36,7 @@ __all__ = [
     "nsga2_rank",
     "polynomial_mutation",
     "sbx_crossover",
+    "sbx_offspring",
     "tournament_select",
     "uniform_crossover",
     "Bracket",

@@ -23,6 +23,7 @@ __all__ = [
     "nsga2_rank",
     "polynomial_mutation",
     "sbx_crossover",
+    "sbx_offspring",
     "tournament_select",
     "uniform_crossover",
 ]
@@ -237,6 +238,49 @@ def _out_array(name: str, o: Any, shape: tuple[int, ...]) -> np.ndarray:
     if o.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {o.shape}")
     return o
+
+
+def sbx_offspring(population: Any, pairs: Any, lower: Any, upper: Any, *, eta: float = 15.0,
+                  prob: float = 0.9, prob_var: float = 0.5, integer: Any = None, seed: int = 0,
+                  stream_offset: int = 0, n_threads: int | None = None,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """SBX children of selected pairs, read straight from the population (no gathered
+    copy of the parents).
+
+    Parameters
+    ----------
+    population : (n, n_genes) array
+    pairs : (m, 2) int array
+        Row indices of the two parents of each pair (e.g. two tournament winners).
+    out : (2 * m, n_genes) float64 C-contiguous array, optional
+        Where to write the children (must not overlap ``population``).
+
+    Returns
+    -------
+    (2 * m, n_genes) array: the first children of the pairs in rows ``0 .. m-1``, the
+    second ones in rows ``m .. 2m-1``; identical to ``sbx_crossover`` of
+    ``population[pairs[:, 0]]`` and ``population[pairs[:, 1]]`` with the same seed.
+    """
+    X = _matrix("population", population)
+    lo, hi = _bounds(lower, upper, X.shape[1])
+    _in_bounds("population", X, lo, hi)
+    P = np.asarray(pairs)
+    if P.dtype == object or not np.issubdtype(P.dtype, np.integer):
+        raise TypeError(f"pairs must be an integer array, got dtype {P.dtype}")
+    if P.ndim != 2 or P.shape[1] != 2:
+        raise ValueError(f"pairs must have shape (m, 2), got {P.shape}")
+    if P.size and (P.min() < 0 or P.max() >= X.shape[0]):
+        raise ValueError(f"pairs must index rows of population (0 .. {X.shape[0] - 1})")
+    P = np.ascontiguousarray(P, dtype=np.int64)
+    if out is not None:
+        out = _out_array("out", out, (2 * P.shape[0], X.shape[1]))
+        if np.shares_memory(out, X):
+            raise ValueError("out must not overlap population")
+    mask = _integer_mask(integer, X.shape[1], lo, hi)
+    return _g.sbx_crossover_indexed(X, P, lo, hi, mask, _real("eta", eta, 0.0),
+                                    _prob("prob", prob), _prob("prob_var", prob_var),
+                                    _u64("seed", seed), _u64("stream_offset", stream_offset),
+                                    n_threads, out)
 
 
 def uniform_crossover(parents_a: Any, parents_b: Any, *, prob: float = 0.9,
