@@ -8,8 +8,8 @@ with ``log h`` evaluated without underflow for very negative ``z``.
 """
 import numpy as np
 cimport numpy as cnp
-from cython.parallel cimport prange, parallel
-from libc.math cimport exp, sqrt, log, log1p, expm1, erfc, fabs, M_PI, INFINITY
+from cython.parallel cimport prange
+from libc.math cimport exp, sqrt, log, log1p, expm1, erfc, fabs, M_PI, INFINITY, NAN
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
@@ -187,6 +187,18 @@ cdef GPState _state(const double[:, ::1] X, const double[:, ::1] L, const double
     return st
 
 
+cdef double _acq_one(int acq, GPState st, const double* x, double f_best, double beta,
+                     double* g) noexcept nogil:
+    # scratch on this call (private to the calling thread)
+    cdef double* work = <double*>malloc((3 * st.n + 2 * st.d) * sizeof(double))
+    cdef double v
+    if work == NULL:
+        return NAN
+    v = acq_point(acq, st, x, f_best, beta, work, g)
+    free(work)
+    return v
+
+
 def acquisition_values(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
                        const double[::1] inv_l2, double signal, int kind, int acq,
                        double f_best, double beta, const double[:, ::1] Xq,
@@ -199,17 +211,12 @@ def acquisition_values(const double[:, ::1] X, const double[:, ::1] L, const dou
     cdef double[:, ::1] gv = grads
     cdef GPState st = _state(X, L, alpha, inv_l2, signal, kind)
     cdef int nt = effective_n_threads(n_threads)
-    cdef double* work = NULL
     if m > 0:
-        with nogil, parallel(num_threads=nt):
-            work = <double*>malloc((3 * n + 2 * d) * sizeof(double))
-            if work != NULL:
-                for i in prange(m, schedule="static"):
-                    if return_grad:
-                        v[i] = acq_point(acq, st, &Xq[i, 0], f_best, beta, work, &gv[i, 0])
-                    else:
-                        v[i] = acq_point(acq, st, &Xq[i, 0], f_best, beta, work, NULL)
-            free(work)
+        for i in prange(m, nogil=True, schedule="static", num_threads=nt):
+            if return_grad:
+                v[i] = _acq_one(acq, st, &Xq[i, 0], f_best, beta, &gv[i, 0])
+            else:
+                v[i] = _acq_one(acq, st, &Xq[i, 0], f_best, beta, NULL)
     if return_grad:
         return vals, grads
     return vals

@@ -9,8 +9,8 @@ comes back with the lower factor ``L`` (``K = L L^T``) in C order.
 """
 import numpy as np
 cimport numpy as cnp
-from cython.parallel cimport prange, parallel
-from libc.math cimport exp, sqrt, log, M_PI
+from cython.parallel cimport prange
+from libc.math cimport exp, sqrt, log, M_PI, NAN
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dtrsv, ddot
@@ -350,6 +350,18 @@ cdef GPState _state(const double[:, ::1] X, const double[:, ::1] L, const double
     return st
 
 
+cdef void _predict_one(GPState st, const double* x, double* mu, double* var, double* gmu,
+                       double* gvar) noexcept nogil:
+    # scratch on this call (private to the calling thread)
+    cdef double* work = <double*>malloc(3 * st.n * sizeof(double))
+    if work == NULL:
+        mu[0] = NAN
+        var[0] = NAN
+        return
+    posterior_point(st, x, work, mu, var, gmu, gvar)
+    free(work)
+
+
 def predict(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
             const double[::1] inv_l2, double signal, int kind, const double[:, ::1] Xq,
             bint return_grad=False, n_threads=None):
@@ -367,18 +379,12 @@ def predict(const double[:, ::1] X, const double[:, ::1] L, const double[::1] al
     cdef double[:, ::1] gmv = gmu, gvv = gvar
     cdef GPState st = _state(X, L, alpha, inv_l2, signal, kind)
     cdef int nt = effective_n_threads(n_threads)
-    cdef double* work = NULL
     if m > 0:
-        with nogil, parallel(num_threads=nt):
-            work = <double*>malloc(3 * n * sizeof(double))
-            if work != NULL:
-                for i in prange(m, schedule="static"):
-                    if return_grad:
-                        posterior_point(st, &Xq[i, 0], work, &muv[i], &varv[i],
-                                        &gmv[i, 0], &gvv[i, 0])
-                    else:
-                        posterior_point(st, &Xq[i, 0], work, &muv[i], &varv[i], NULL, NULL)
-            free(work)
+        for i in prange(m, nogil=True, schedule="static", num_threads=nt):
+            if return_grad:
+                _predict_one(st, &Xq[i, 0], &muv[i], &varv[i], &gmv[i, 0], &gvv[i, 0])
+            else:
+                _predict_one(st, &Xq[i, 0], &muv[i], &varv[i], NULL, NULL)
     if return_grad:
         return mu, var, gmu, gvar
     return mu, var
