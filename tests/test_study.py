@@ -228,3 +228,17 @@ def test_incremental_cache_matches_storage(tmp_path):
     assert len(a.completed_trials()) == 10
     assert [t.number for t in a.trials] == list(range(10))
     assert math.isclose(a.best_value, min(t.value for t in b.trials))
+
+
+def test_ask_with_params_and_budget():
+    study = hp.Study(space(), seed=0)
+    t = study.ask(params={"x": 0.5, "k": 3, "c": "b"}, budget=9)
+    assert t.params == {"x": 0.5, "k": 3, "c": "b"} and t.budget == 9
+    study.tell(t, 1.0)
+    assert study.trials[0].system_attrs == {"budget": 9}
+    with pytest.raises(ValueError, match="'k'"):
+        study.ask(params={"x": 0.5, "k": 99, "c": "b"})
+    with pytest.raises(ValueError, match="budget"):
+        study.ask(budget=0)
+    with pytest.raises(TypeError, match="budget"):
+        study.ask(budget="9")

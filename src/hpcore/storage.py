@@ -12,6 +12,7 @@ returns: a crash (even SIGKILL) loses no finished trial.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -229,14 +230,7 @@ class InMemoryStorage(BaseStorage):
     def reports_since(self, study_id, seq):
         with self._lock:
             seqs = self._report_seq[study_id]
-            # reports are appended in seq order: bisect for the first one after seq
-            lo, hi = 0, len(seqs)
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if seqs[mid] <= seq:
-                    lo = mid + 1
-                else:
-                    hi = mid
+            lo = bisect.bisect_right(seqs, seq)   # reports are appended in seq order
             return self._reports[study_id][lo:], self._study_meta[study_id]["seq"]
 
     def get_trial(self, trial_id):

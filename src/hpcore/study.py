@@ -207,17 +207,35 @@ class Study:
         return [done[i] for i in np.flatnonzero(_pareto_mask(y))]
 
     # -- ask / tell ---------------------------------------------------------------------
-    def ask(self) -> Trial:
+    def ask(self, params: Mapping[str, Any] | None = None, budget: float | None = None) -> Trial:
         """Create a trial with a configuration from the sampler.
+
+        Parameters
+        ----------
+        params : mapping, optional
+            Evaluate this configuration instead of sampling one (validated against
+            the space), e.g. a promoted configuration re-run at a larger budget.
+        budget : float, optional
+            The resource the objective should spend (``trial.budget``), stored as the
+            system attribute ``budget``.
 
         Raises :class:`~hpcore.samplers.base.StudyExhausted` when the sampler has
         nothing left (a finished grid).
         """
+        if params is not None:
+            params = self.space.validate(params)
+        if budget is not None:
+            if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
+                raise TypeError(f"budget must be a number, got {type(budget).__name__}")
+            if not budget > 0 or not np.isfinite(budget):
+                raise ValueError(f"budget must be finite and > 0, got {budget}")
         with self._lock:
             self._sync()
-            tid, number, _ = self.storage.create_trial(self._study_id)
+            tid, number, _ = self.storage.create_trial(
+                self._study_id, {"budget": budget} if budget is not None else None)
             try:
-                params = self.sampler.sample(self, number)
+                if params is None:
+                    params = self.sampler.sample(self, number)
             except StudyExhausted:
                 self.storage.discard_trial(tid)
                 raise
@@ -226,7 +244,8 @@ class Study:
                                           f"sampler failed: {type(exc).__name__}: {exc}")
                 raise
             self.storage.set_trial_params(tid, params)
-        return Trial(number, tid, params, reporter=self._report, attr_setter=self._set_user_attr)
+        return Trial(number, tid, params, reporter=self._report, attr_setter=self._set_user_attr,
+                     budget=budget)
 
     def _report(self, trial: Trial, step: int, value: float) -> bool:
         with self._lock:

@@ -222,45 +222,18 @@ def run_budgeted(study: "Study", objective: Callable[[Any], float], *, min_resou
     brackets = hyperband_brackets(min_resource, max_resource, eta)
     if not hyperband:
         brackets = brackets[:1]
-    queue = _QueueSampler(study.sampler)
-    study.sampler = queue
     runs = []
-    try:
-        for _ in range(n_iterations):
-            for b in brackets:
-                runs.append(_run_bracket(study, objective, queue, b, direction))
-    finally:
-        study.sampler = queue.base
+    for _ in range(n_iterations):
+        for b in brackets:
+            runs.append(_run_bracket(study, objective, b, direction))
     return runs
 
 
-class _QueueSampler:
-    """Wraps the study's sampler: returns queued parameters first (re-runs), else samples.
-
-    A stand-in for ``Study.ask(params=..., budget=...)``; it forwards everything else.
-    """
-
-    def __init__(self, base: Any) -> None:
-        self.base = base
-        self.pending: list[dict[str, Any]] = []
-
-    def sample(self, study: "Study", number: int) -> dict[str, Any]:
-        if self.pending:
-            return dict(self.pending.pop(0))
-        return self.base.sample(study, number)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.base, name)
-
-
-def _evaluate(study: "Study", objective: Callable, queue: _QueueSampler,
-              params: dict[str, Any] | None, budget: float, attrs: dict[str, Any]) -> tuple:
+def _evaluate(study: "Study", objective: Callable, params: dict[str, Any] | None,
+              budget: float, attrs: dict[str, Any]) -> tuple:
     from hpcore.trial import TrialState
 
-    if params is not None:
-        queue.pending.append(params)
-    trial = study.ask()
-    trial.budget = budget
+    trial = study.ask(params=params, budget=budget)
     attrs = dict(attrs, budget=budget)
     if attrs.get("config") is None:
         attrs["config"] = trial.number
@@ -276,13 +249,13 @@ def _evaluate(study: "Study", objective: Callable, queue: _QueueSampler,
     return trial.number, value, trial.params, attrs["config"]
 
 
-def _run_bracket(study, objective, queue, bracket, direction) -> dict[str, Any]:
+def _run_bracket(study, objective, bracket, direction) -> dict[str, Any]:
     numbers: list[list[int]] = []
     cand: list[tuple[dict | None, int | None]] = [(None, None)] * bracket.n[0]
     best = None
     for i, (n_i, r_i) in enumerate(zip(bracket.n, bracket.r)):
         r = int(r_i) if float(r_i).is_integer() else float(r_i)
-        evals = [_evaluate(study, objective, queue, p, r,
+        evals = [_evaluate(study, objective, p, r,
                            {"bracket": bracket.s, "rung": i, "config": c}) for p, c in cand[:n_i]]
         numbers.append([e[0] for e in evals])
         values = np.array([e[1] for e in evals])
