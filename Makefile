@@ -26,6 +26,7 @@ build: $(STAMP)
 
 demo: build
 	MPLBACKEND=Agg $(PY) -m hpcore.cli demo --out demo_out
+	$(PY) python/tune_sgd_hyperband.py --iterations 1
 
 test: build
 	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider tests

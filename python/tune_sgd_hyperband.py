@@ -5,10 +5,12 @@ accuracy after every epoch, and stops when the Hyperband pruner says so.  The sa
 search is then run without pruning (same sampler seed, hence the same
 configurations) to compare the epochs spent and the best accuracy found.
 
-Run: ``python python/tune_sgd_hyperband.py`` (about a minute on one core).
+Run: ``python python/tune_sgd_hyperband.py [--iterations N]`` (about a minute on one core
+with the default two iterations).
 """
 from __future__ import annotations
 
+import argparse
 import time
 import warnings
 
@@ -72,7 +74,11 @@ if __name__ == "__main__":
     brackets = hp.kernels.hyperband_brackets(1, MAX_EPOCHS, eta=3)
     for b in brackets:
         print(f"bracket s={b.s}: n_i={list(b.n)}  r_i={[int(r) for r in b.r]}")
-    n_trials = 2 * sum(b.n[0] for b in brackets)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=2,
+                        help="Hyperband iterations (each runs every bracket once)")
+    n_iterations = parser.parse_args().iterations
+    n_trials = n_iterations * sum(b.n[0] for b in brackets)
 
     hb, hb_epochs, hb_time = search(hp.Hyperband(1, MAX_EPOCHS, eta=3), n_trials)
     n_pruned = sum(t.state == hp.TrialState.PRUNED for t in hb.trials)
