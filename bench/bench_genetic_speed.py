@@ -6,9 +6,11 @@ Run: ``.venv/bin/python bench/bench_genetic_speed.py [--threads 1]``
    tournament selection of 10,000 parents, SBX (eta 15, pair probability 0.9, gene
    probability 0.5) of 5,000 pairs into 10,000 children, polynomial mutation (eta 20,
    gene probability 1/50).
-   - hpcore: ``tournament_select`` + ``sbx_offspring`` (parents read in place) +
-     ``polynomial_mutation`` into a buffer reused across generations (``out=``); and
-     ``sbx_crossover`` on gathered parents with new arrays at every step.
+   - hpcore: ``tournament_select`` + ``sbx_offspring`` (parents read in place) with the
+     polynomial mutation fused in (``mutation_*`` arguments: the same children as a
+     separate ``polynomial_mutation`` call) into a buffer reused across generations
+     (``out=``); and ``sbx_crossover`` on gathered parents + ``polynomial_mutation``
+     with new arrays at every step.
    - DEAP: ``tools.selTournament`` + ``cxSimulatedBinaryBounded`` +
      ``mutPolynomialBounded`` on ``creator`` individuals (children made with a shallow
      ``Individual(parent)`` copy, cheaper than DEAP's usual deepcopy clone).
@@ -67,18 +69,17 @@ def best_time(fn, repeat: int) -> tuple[float, float]:
 
 def generation_hpcore(X, f, lo, hi, nt, preallocated: bool):
     """Selection + SBX + PM; with ``preallocated`` the parents are read in place
-    (``sbx_offspring``) and the children are written and mutated in one buffer allocated
-    once (``out=``), as a generational loop would double-buffer; otherwise the parents
-    are gathered and every step returns new arrays."""
+    (``sbx_offspring``) and the children are written and mutated (fused) in one buffer
+    allocated once (``out=``), as a generational loop would double-buffer; otherwise the
+    parents are gathered and every step returns new arrays."""
     half = N // 2
     kids = np.empty((N, D))
 
     def run_prealloc():
         sel = tournament_select(f, N, tournament_size=2, seed=1, n_threads=nt)
-        sbx_offspring(X, sel.reshape(half, 2), lo, hi, eta=ETA_C, prob=P_CROSS, prob_var=P_VAR,
-                      seed=2, n_threads=nt, out=kids)
-        return polynomial_mutation(kids, lo, hi, eta=ETA_M, prob_var=P_MUT, seed=3,
-                                   n_threads=nt, out=kids)
+        return sbx_offspring(X, sel.reshape(half, 2), lo, hi, eta=ETA_C, prob=P_CROSS,
+                             prob_var=P_VAR, seed=2, n_threads=nt, out=kids,
+                             mutation_prob_var=P_MUT, mutation_eta=ETA_M, mutation_seed=3)
 
     def run_alloc():
         sel = tournament_select(f, N, tournament_size=2, seed=1, n_threads=nt)

@@ -401,3 +401,20 @@ def test_sbx_offspring_reads_parents_in_place():
         sbx_offspring(X, pairs[:, :1], 0, 1)
     with pytest.raises(ValueError, match="overlap"):
         sbx_offspring(X, pairs[:25], 0, 1, out=X)
+
+
+def test_sbx_offspring_with_fused_mutation_equals_separate_calls():
+    rng = np.random.default_rng(12)
+    lo, hi = np.array([0.0, -3.0, 0.0, 1.0]), np.array([1.0, 3.0, 9.0, 1.0])
+    X = lo + rng.random((60, 4)) * (hi - lo)
+    X[:, 2] = np.round(X[:, 2])
+    pairs = rng.integers(0, 60, (40, 2))
+    kw = dict(integer=[False, False, True, False], seed=8, stream_offset=3)
+    ref = polynomial_mutation(sbx_offspring(X, pairs, lo, hi, **kw), lo, hi, eta=7.0,
+                              prob_var=0.4, integer=kw["integer"], seed=5, stream_offset=11)
+    for nt in (1, 2):
+        got = sbx_offspring(X, pairs, lo, hi, n_threads=nt, mutation_prob_var=0.4,
+                            mutation_eta=7.0, mutation_seed=5, mutation_stream_offset=11, **kw)
+        assert np.array_equal(got, ref)
+    with pytest.raises(ValueError, match="mutation_prob_var"):
+        sbx_offspring(X, pairs, lo, hi, mutation_prob_var=2.0)

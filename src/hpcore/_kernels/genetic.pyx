@@ -21,15 +21,25 @@ nondominated sorting for evolutionary multiobjective optimization" (ENS-BS), IEE
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
-from libc.math cimport pow, fabs, floor, exp, log, log1p, INFINITY
+from libc.math cimport pow, fabs, floor, exp, log, log1p, sqrt, INFINITY
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy, memmove
 from libc.stdint cimport uint64_t, int64_t
 
 from hpcore._kernels._openmp cimport effective_n_threads
-from hpcore._kernels.rng cimport Rng, rng_init, rng_uniform, rng_normal, rng_integer
+from hpcore._kernels.rng cimport Rng, rng_init, rng_next, rng_uniform, rng_normal, rng_integer
 
 cnp.import_array()
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define HP_PREFETCH(p) __builtin_prefetch((const void*)(p))
+    #else
+    #define HP_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void HP_PREFETCH(const void* p) noexcept nogil
 
 cdef double _EPS = 1e-14
 
@@ -46,6 +56,33 @@ cdef inline double _finish(double c, double lo, double hi, unsigned char is_int)
     elif c > hi:
         c = hi
     return c
+
+
+def first_outside(const double[:, ::1] X, const double[::1] lower, const double[::1] upper):
+    """Flat index of the first entry of ``X`` that is not in ``[lower[j], upper[j]]``
+    (NaN and infinities included, the bounds being finite), or -1: the wrappers' input
+    check in one pass."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, j
+    cdef const double* row
+    cdef int ok = 1
+    cdef double v
+    cdef Py_ssize_t k = -1
+    if d == 0:
+        return -1
+    with nogil:
+        for i in range(n):
+            row = &X[i, 0]
+            for j in range(d):
+                v = row[j]
+                ok = ok & (v >= lower[j]) & (v <= upper[j])
+            if not ok:
+                for j in range(d):
+                    v = row[j]
+                    if not (v >= lower[j] and v <= upper[j]):
+                        k = i * d + j
+                        break
+                break
+    return k
 
 
 # ---------------------------------------------------------------------------------
@@ -152,20 +189,6 @@ cdef inline double _ipow(double x, int k) noexcept nogil:
     return r
 
 
-cdef inline double _sbx_betaq(double beta, double u, double eta, int ie) noexcept nogil:
-    # ie = eta + 1 when that is a small integer (beta ** -(eta+1) by squaring), else -1;
-    # other powers as exp(y * log(x)), which equals pow to rounding and is faster
-    cdef double e1 = eta + 1.0
-    cdef double alpha
-    if ie >= 0:
-        alpha = 2.0 - 1.0 / _ipow(beta, ie)
-    else:
-        alpha = 2.0 - exp(-e1 * log(beta))
-    cdef double t = u * alpha
-    t = t if t <= 1.0 else 1.0 / (2.0 - t)      # u <= 1/alpha, else the upper branch
-    return exp(log(t) / e1)
-
-
 cdef inline Py_ssize_t _next_gene(Rng* r, Py_ssize_t j, double log_q, double prob) noexcept nogil:
     """Index of the next gene after ``j`` hit by a Bernoulli(prob) process: the gap is
     geometric, so one draw per hit instead of one per gene.  ``log_q = log(1 - prob)``."""
@@ -178,40 +201,112 @@ cdef inline Py_ssize_t _next_gene(Rng* r, Py_ssize_t j, double log_q, double pro
     return j + 1 + <Py_ssize_t>gap
 
 
+cdef enum:
+    _SBX_BLOCK = 64
+
+
+cdef inline double _sbx_alpha(double beta, double e1, int ie) noexcept nogil:
+    """2 - beta ** -(eta + 1): by squaring when eta + 1 is a small integer (ie >= 0)."""
+    if ie >= 0:
+        return 2.0 - 1.0 / _ipow(beta, ie)
+    return 2.0 - exp(-e1 * log(beta))
+
+
+cdef inline void _sbx_base(double alpha, double u, double inv_e1, double* s,
+                           double* g) noexcept nogil:
+    # beta_q = (u alpha) ** (1/(eta+1)) if u <= 1/alpha, else (2 - u alpha) ** (-1/(eta+1))
+    cdef double t = u * alpha
+    s[0] = t if t <= 1.0 else 2.0 - t
+    g[0] = inv_e1 if t <= 1.0 else -inv_e1
+
+
 cdef void _sbx_pair(const double* p1, const double* p2, double* c1, double* c2,
                     const double* lo, const double* hi, const unsigned char* isint,
                     Py_ssize_t d, double eta, double prob, double prob_var,
                     uint64_t seed, uint64_t stream) noexcept nogil:
+    """One draw decides whether the pair crosses; then one 64-bit draw per gene gives
+    its Bernoulli(prob_var) decision (top 31 bits), the swap (bit 32) and the uniform u
+    (low 32 bits, midpoint of its cell).  The genes that cross are gathered first
+    (branch-free), so the arithmetic runs without unpredictable branches."""
     cdef Rng r
-    cdef Py_ssize_t j
-    cdef double y1, y2, yl, yu, u, bq, a, b, t
-    cdef bint cross
-    cdef int ie = <int>(eta + 1.0) if (eta + 1.0 == floor(eta + 1.0) and eta <= 63.0) else -1
+    cdef Py_ssize_t j, j0, j1, k, n
+    cdef uint64_t x
+    cdef double y1, y2, u, inv, e1 = eta + 1.0, inv_e1 = 1.0 / (eta + 1.0)
+    cdef double a, b, s, t
+    cdef int ie = <int>e1 if (e1 == floor(e1) and eta <= 63.0) else -1
+    cdef int nsq = 0, q
+    cdef uint64_t thr = <uint64_t>(prob_var * 2147483648.0)    # prob_var * 2**31
+    cdef int idx[_SBX_BLOCK]
+    cdef uint64_t bits[_SBX_BLOCK]
+    cdef double sv[2 * _SBX_BLOCK]
+    cdef double gv[2 * _SBX_BLOCK]
+    if ie >= 2 and (ie & (ie - 1)) == 0:
+        while (1 << nsq) < ie:
+            nsq += 1
     rng_init(&r, seed, stream)
-    cross = rng_uniform(&r) < prob
-    for j in range(d):
-        a = p1[j]
-        b = p2[j]
-        if cross and rng_uniform(&r) < prob_var and fabs(a - b) > _EPS:
-            if a < b:
-                y1 = a
-                y2 = b
-            else:
-                y1 = b
-                y2 = a
-            yl = lo[j]
-            yu = hi[j]
-            u = rng_uniform(&r)
-            bq = _sbx_betaq(1.0 + 2.0 * (y1 - yl) / (y2 - y1), u, eta, ie)
-            a = 0.5 * ((y1 + y2) - bq * (y2 - y1))
-            bq = _sbx_betaq(1.0 + 2.0 * (yu - y2) / (y2 - y1), u, eta, ie)
-            b = 0.5 * ((y1 + y2) + bq * (y2 - y1))
-            if rng_uniform(&r) < 0.5:
-                t = a
+    if not (rng_uniform(&r) < prob):
+        for j in range(d):
+            c1[j] = _finish(p1[j], lo[j], hi[j], isint[j])
+            c2[j] = _finish(p2[j], lo[j], hi[j], isint[j])
+        return
+    j0 = 0
+    while j0 < d:
+        j1 = j0 + _SBX_BLOCK
+        if j1 > d:
+            j1 = d
+        n = 0
+        for j in range(j0, j1):
+            x = rng_next(&r)
+            a = p1[j]
+            b = p2[j]
+            c1[j] = a
+            c2[j] = b
+            idx[n] = <int>j
+            bits[n] = x
+            n += ((x >> 33) < thr) & (fabs(a - b) > _EPS)
+        # spread factors of the crossing genes: bases and exponents, then the powers in
+        # one straight-line loop (s >= 2**-33 since u >= 2**-33 and 1 <= alpha < 2)
+        for k in range(n):
+            j = idx[k]
+            x = bits[k]
+            a = p1[j]
+            b = p2[j]
+            y1 = a if a < b else b
+            y2 = b if a < b else a
+            u = (<double>(x & <uint64_t>0xFFFFFFFFU) + 0.5) * (1.0 / 4294967296.0)
+            inv = 1.0 / (y2 - y1)
+            _sbx_base(_sbx_alpha(1.0 + 2.0 * (y1 - lo[j]) * inv, e1, ie), u, inv_e1,
+                      &sv[2 * k], &gv[2 * k])
+            _sbx_base(_sbx_alpha(1.0 + 2.0 * (hi[j] - y2) * inv, e1, ie), u, inv_e1,
+                      &sv[2 * k + 1], &gv[2 * k + 1])
+        if nsq > 0:         # 1/(eta+1) = 2**-nsq: repeated square roots (exact steps)
+            for k in range(2 * n):
+                t = sv[k]
+                for q in range(nsq):
+                    t = sqrt(t)
+                sv[k] = t if gv[k] > 0.0 else 1.0 / t
+        else:
+            for k in range(2 * n):
+                sv[k] = exp(gv[k] * log(sv[k]))
+        for k in range(n):
+            j = idx[k]
+            x = bits[k]
+            a = p1[j]
+            b = p2[j]
+            y1 = a if a < b else b
+            y2 = b if a < b else a
+            a = 0.5 * ((y1 + y2) - sv[2 * k] * (y2 - y1))
+            b = 0.5 * ((y1 + y2) + sv[2 * k + 1] * (y2 - y1))
+            s = a
+            if (x >> 32) & 1:
                 a = b
-                b = t
-        c1[j] = _finish(a, lo[j], hi[j], isint[j])
-        c2[j] = _finish(b, lo[j], hi[j], isint[j])
+                b = s
+            c1[j] = a
+            c2[j] = b
+        for j in range(j0, j1):
+            c1[j] = _finish(c1[j], lo[j], hi[j], isint[j])
+            c2[j] = _finish(c2[j], lo[j], hi[j], isint[j])
+        j0 = j1
 
 
 def sbx_crossover(const double[:, ::1] pa, const double[:, ::1] pb,
@@ -236,15 +331,30 @@ def sbx_crossover(const double[:, ::1] pa, const double[:, ::1] pb,
     return ca, cb
 
 
+cdef enum:
+    _AHEAD = 4
+
+
+cdef inline void _prefetch_row(const double* p, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t j = 0
+    while j < d:
+        HP_PREFETCH(p + j)
+        j += 8
+    HP_PREFETCH(p + d - 1)
+
+
 def sbx_crossover_indexed(const double[:, ::1] X, const int64_t[:, ::1] pairs,
                           const double[::1] lower, const double[::1] upper,
                           const unsigned char[::1] integer, double eta, double prob,
                           double prob_var, uint64_t seed, uint64_t stream_offset, n_threads,
-                          out=None):
+                          out=None, double pm_eta=20.0, double pm_prob_var=0.0,
+                          uint64_t pm_seed=0, uint64_t pm_stream_offset=0):
     """SBX of rows ``X[pairs[i, 0]]`` and ``X[pairs[i, 1]]`` read in place; children of
     pair ``i`` go to rows ``i`` and ``m + i`` of an ``(2m, d)`` array (``out`` if given).
     Pair ``i`` uses stream ``stream_offset + i``: the same children as
-    ``sbx_crossover`` of the gathered parents."""
+    ``sbx_crossover`` of the gathered parents.  With ``pm_prob_var > 0`` the two
+    children are then mutated while still in cache: exactly ``polynomial_mutation`` of
+    the whole output with ``pm_eta``, ``pm_prob_var``, ``pm_seed``, ``pm_stream_offset``."""
     cdef Py_ssize_t m = pairs.shape[0], d = X.shape[1], i
     if out is None:
         out = np.empty((2 * m, d), dtype=np.float64)
@@ -253,9 +363,17 @@ def sbx_crossover_indexed(const double[:, ::1] X, const int64_t[:, ::1] pairs,
     if m == 0 or d == 0:
         return out
     for i in prange(m, nogil=True, schedule="static", num_threads=nt):
+        if i + _AHEAD < m:      # the parents are random rows: fetch a few pairs ahead
+            _prefetch_row(&X[pairs[i + _AHEAD, 0], 0], d)
+            _prefetch_row(&X[pairs[i + _AHEAD, 1], 0], d)
         _sbx_pair(&X[pairs[i, 0], 0], &X[pairs[i, 1], 0], &o[i, 0], &o[m + i, 0], &lower[0],
                   &upper[0], &integer[0], d, eta, prob, prob_var, seed,
                   stream_offset + <uint64_t>i)
+        if pm_prob_var > 0.0:
+            _polynomial_row(&o[i, 0], &lower[0], &upper[0], &integer[0], d, pm_eta,
+                            pm_prob_var, pm_seed, pm_stream_offset + <uint64_t>i)
+            _polynomial_row(&o[m + i, 0], &lower[0], &upper[0], &integer[0], d, pm_eta,
+                            pm_prob_var, pm_seed, pm_stream_offset + <uint64_t>(m + i))
     return out
 
 
@@ -338,6 +456,13 @@ def blend_crossover(const double[:, ::1] pa, const double[:, ::1] pb,
 # ---------------------------------------------------------------------------------
 # mutation
 # ---------------------------------------------------------------------------------
+cdef inline double _pow_e1(double x, double e1, int ie) noexcept nogil:
+    """x ** e1 for x >= 0: by squaring when e1 is a small integer (ie >= 0)."""
+    if ie >= 0:
+        return _ipow(x, ie)
+    return exp(e1 * log(x))
+
+
 cdef void _polynomial_row(double* x, const double* lo, const double* hi,
                           const unsigned char* isint, Py_ssize_t d, double eta,
                           double prob_var, uint64_t seed, uint64_t stream) noexcept nogil:
@@ -345,6 +470,8 @@ cdef void _polynomial_row(double* x, const double* lo, const double* hi,
     cdef Py_ssize_t j = -1
     cdef double y, yl, yu, d1, d2, u, xy, val, dq, mpow = 1.0 / (eta + 1.0)
     cdef double log_q = log1p(-prob_var) if prob_var < 1.0 else 0.0
+    cdef double e1 = eta + 1.0
+    cdef int ie = <int>e1 if (e1 == floor(e1) and eta <= 63.0) else -1
     if prob_var <= 0.0:
         return
     rng_init(&r, seed, stream)
@@ -360,14 +487,15 @@ cdef void _polynomial_row(double* x, const double* lo, const double* hi,
         d1 = (y - yl) / (yu - yl)
         d2 = (yu - y) / (yu - yl)
         u = rng_uniform(&r)
+        # powers as in _sbx_alpha / _sbx_betaq (by squaring, or exp(y log x))
         if u <= 0.5:
             xy = 1.0 - d1
-            val = 2.0 * u + (1.0 - 2.0 * u) * pow(xy, eta + 1.0)
-            dq = pow(val, mpow) - 1.0
+            val = 2.0 * u + (1.0 - 2.0 * u) * _pow_e1(xy, e1, ie)
+            dq = exp(mpow * log(val)) - 1.0
         else:
             xy = 1.0 - d2
-            val = 2.0 * (1.0 - u) + 2.0 * (u - 0.5) * pow(xy, eta + 1.0)
-            dq = 1.0 - pow(val, mpow)
+            val = 2.0 * (1.0 - u) + 2.0 * (u - 0.5) * _pow_e1(xy, e1, ie)
+            dq = 1.0 - exp(mpow * log(val))
         x[j] = _finish(y + dq * (yu - yl), yl, yu, isint[j])
 
 

@@ -62,7 +62,7 @@ def _real(name: str, v: Any, low: float | None = None, high: float | None = None
     return v
 
 
-def _matrix(name: str, x: Any, d: int | None = None) -> np.ndarray:
+def _matrix(name: str, x: Any, d: int | None = None, finite: bool = True) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.floating)
                                  or np.issubdtype(a.dtype, np.integer)):
@@ -72,7 +72,7 @@ def _matrix(name: str, x: Any, d: int | None = None) -> np.ndarray:
     if d is not None and a.shape[1] != d:
         raise ValueError(f"{name} must have {d} columns, got {a.shape[1]}")
     a = np.ascontiguousarray(a, dtype=np.float64)
-    if not np.isfinite(a).all():
+    if finite and not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return a
 
@@ -113,8 +113,12 @@ def _integer_mask(integer: Any, d: int, lo: np.ndarray, hi: np.ndarray) -> np.nd
 
 
 def _in_bounds(name: str, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-    if x.size and ((x < lo).any() or (x > hi).any()):
-        i, j = np.argwhere((x < lo) | (x > hi))[0]
+    """Finite and within the bounds (one compiled pass; ``x`` from ``_matrix``)."""
+    k = _g.first_outside(x, lo, hi) if x.size else -1
+    if k >= 0:
+        i, j = divmod(k, x.shape[1])
+        if not np.isfinite(x[i, j]):
+            raise ValueError(f"{name} contains NaN or infinite values")
         raise ValueError(f"{name}[{i}, {j}]={x[i, j]} is outside [lower, upper] = "
                          f"[{lo[j]}, {hi[j]}]")
 
@@ -125,8 +129,8 @@ def _prob(name: str, v: Any) -> float:
 
 def _parents(parents_a: Any, parents_b: Any, lower: Any, upper: Any
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    pa = _matrix("parents_a", parents_a)
-    pb = _matrix("parents_b", parents_b, pa.shape[1])
+    pa = _matrix("parents_a", parents_a, finite=False)
+    pb = _matrix("parents_b", parents_b, pa.shape[1], finite=False)
     if pb.shape[0] != pa.shape[0]:
         raise ValueError(f"parents_a and parents_b must have the same number of rows, got "
                          f"{pa.shape[0]} and {pb.shape[0]}")
@@ -243,9 +247,12 @@ def _out_array(name: str, o: Any, shape: tuple[int, ...]) -> np.ndarray:
 def sbx_offspring(population: Any, pairs: Any, lower: Any, upper: Any, *, eta: float = 15.0,
                   prob: float = 0.9, prob_var: float = 0.5, integer: Any = None, seed: int = 0,
                   stream_offset: int = 0, n_threads: int | None = None,
-                  out: np.ndarray | None = None) -> np.ndarray:
+                  out: np.ndarray | None = None, mutation_prob_var: float = 0.0,
+                  mutation_eta: float = 20.0, mutation_seed: int = 0,
+                  mutation_stream_offset: int = 0) -> np.ndarray:
     """SBX children of selected pairs, read straight from the population (no gathered
-    copy of the parents).
+    copy of the parents), optionally followed by polynomial mutation of each child
+    while it is still in cache.
 
     Parameters
     ----------
@@ -254,6 +261,11 @@ def sbx_offspring(population: Any, pairs: Any, lower: Any, upper: Any, *, eta: f
         Row indices of the two parents of each pair (e.g. two tournament winners).
     out : (2 * m, n_genes) float64 C-contiguous array, optional
         Where to write the children (must not overlap ``population``).
+    mutation_prob_var, mutation_eta, mutation_seed, mutation_stream_offset
+        With ``mutation_prob_var > 0`` the children are then mutated: the result equals
+        ``polynomial_mutation(children, lower, upper, eta=mutation_eta,
+        prob_var=mutation_prob_var, integer=integer, seed=mutation_seed,
+        stream_offset=mutation_stream_offset)``, in one pass.
 
     Returns
     -------
@@ -261,7 +273,7 @@ def sbx_offspring(population: Any, pairs: Any, lower: Any, upper: Any, *, eta: f
     second ones in rows ``m .. 2m-1``; identical to ``sbx_crossover`` of
     ``population[pairs[:, 0]]`` and ``population[pairs[:, 1]]`` with the same seed.
     """
-    X = _matrix("population", population)
+    X = _matrix("population", population, finite=False)
     lo, hi = _bounds(lower, upper, X.shape[1])
     _in_bounds("population", X, lo, hi)
     P = np.asarray(pairs)
@@ -280,7 +292,10 @@ def sbx_offspring(population: Any, pairs: Any, lower: Any, upper: Any, *, eta: f
     return _g.sbx_crossover_indexed(X, P, lo, hi, mask, _real("eta", eta, 0.0),
                                     _prob("prob", prob), _prob("prob_var", prob_var),
                                     _u64("seed", seed), _u64("stream_offset", stream_offset),
-                                    n_threads, out)
+                                    n_threads, out, _real("mutation_eta", mutation_eta, 0.0),
+                                    _prob("mutation_prob_var", mutation_prob_var),
+                                    _u64("mutation_seed", mutation_seed),
+                                    _u64("mutation_stream_offset", mutation_stream_offset))
 
 
 def uniform_crossover(parents_a: Any, parents_b: Any, *, prob: float = 0.9,
@@ -314,7 +329,7 @@ def blend_crossover(parents_a: Any, parents_b: Any, lower: Any, upper: Any, *,
 # -- mutation --------------------------------------------------------------------------
 def _mutation_input(x: Any, lower: Any, upper: Any, integer: Any
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    a = _matrix("x", x).copy()
+    a = _matrix("x", x, finite=False).copy()
     lo, hi = _bounds(lower, upper, a.shape[1])
     _in_bounds("x", a, lo, hi)
     return a, lo, hi, _integer_mask(integer, a.shape[1], lo, hi)
@@ -340,7 +355,7 @@ def polynomial_mutation(x: Any, lower: Any, upper: Any, *, eta: float = 20.0,
     """
     if out is not None:
         a = _out_array("out", out, np.shape(x))
-        xin = _matrix("x", x)
+        xin = _matrix("x", x, finite=False)
         lo, hi = _bounds(lower, upper, a.shape[1])
         _in_bounds("x", xin, lo, hi)
         mask = _integer_mask(integer, a.shape[1], lo, hi)
