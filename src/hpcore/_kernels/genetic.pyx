@@ -240,6 +240,7 @@ cdef void _sbx_pair(const double* p1, const double* p2, double* c1, double* c2,
     cdef uint64_t bits[_SBX_BLOCK]
     cdef double sv[2 * _SBX_BLOCK]
     cdef double gv[2 * _SBX_BLOCK]
+    cdef double uv[_SBX_BLOCK]
     if ie >= 2 and (ie & (ie - 1)) == 0:
         while (1 << nsq) < ie:
             nsq += 1
@@ -264,27 +265,47 @@ cdef void _sbx_pair(const double* p1, const double* p2, double* c1, double* c2,
             idx[n] = <int>j
             bits[n] = x
             n += ((x >> 33) < thr) & (fabs(a - b) > _EPS)
-        # spread factors of the crossing genes: bases and exponents, then the powers in
-        # one straight-line loop (s >= 2**-33 since u >= 2**-33 and 1 <= alpha < 2)
+        # spread factors of the crossing genes, stage by stage over small arrays so that
+        # each stage is a straight loop (no calls or branches where eta + 1 is an integer)
         for k in range(n):
             j = idx[k]
-            x = bits[k]
             a = p1[j]
             b = p2[j]
             y1 = a if a < b else b
             y2 = b if a < b else a
-            u = (<double>(x & <uint64_t>0xFFFFFFFFU) + 0.5) * (1.0 / 4294967296.0)
             inv = 1.0 / (y2 - y1)
-            _sbx_base(_sbx_alpha(1.0 + 2.0 * (y1 - lo[j]) * inv, e1, ie), u, inv_e1,
-                      &sv[2 * k], &gv[2 * k])
-            _sbx_base(_sbx_alpha(1.0 + 2.0 * (hi[j] - y2) * inv, e1, ie), u, inv_e1,
-                      &sv[2 * k + 1], &gv[2 * k + 1])
-        if nsq > 0:         # 1/(eta+1) = 2**-nsq: repeated square roots (exact steps)
+            sv[2 * k] = 1.0 + 2.0 * (y1 - lo[j]) * inv           # beta, lower side
+            sv[2 * k + 1] = 1.0 + 2.0 * (hi[j] - y2) * inv       # beta, upper side
+            uv[k] = (<double>(bits[k] & <uint64_t>0xFFFFFFFFU) + 0.5) * (1.0 / 4294967296.0)
+        if ie >= 0:                                              # beta ** (eta + 1)
             for k in range(2 * n):
-                t = sv[k]
-                for q in range(nsq):
-                    t = sqrt(t)
-                sv[k] = t if gv[k] > 0.0 else 1.0 / t
+                gv[k] = 1.0
+            q = ie
+            while q:
+                if q & 1:
+                    for k in range(2 * n):
+                        gv[k] *= sv[k]
+                q >>= 1
+                if q:
+                    for k in range(2 * n):
+                        sv[k] *= sv[k]
+            for k in range(2 * n):
+                gv[k] = 1.0 / gv[k]
+        else:
+            for k in range(2 * n):
+                gv[k] = exp(-e1 * log(sv[k]))
+        # alpha = 2 - beta ** -(eta + 1); beta_q = (u alpha) ** (1/(eta+1)) if u alpha <= 1,
+        # else (2 - u alpha) ** (-1/(eta+1)); the base is >= 2**-33
+        for k in range(2 * n):
+            t = uv[k >> 1] * (2.0 - gv[k])
+            sv[k] = t if t <= 1.0 else 2.0 - t
+            gv[k] = inv_e1 if t <= 1.0 else -inv_e1
+        if nsq > 0:         # 1/(eta+1) = 2**-nsq: repeated square roots (exact steps)
+            for q in range(nsq):
+                for k in range(2 * n):
+                    sv[k] = sqrt(sv[k])
+            for k in range(2 * n):
+                sv[k] = sv[k] if gv[k] > 0.0 else 1.0 / sv[k]
         else:
             for k in range(2 * n):
                 sv[k] = exp(gv[k] * log(sv[k]))
