@@ -41,6 +41,26 @@ cdef extern from *:
     """
     void HP_PREFETCH(const void* p) noexcept nogil
 
+cdef extern from *:
+    """
+    #include <math.h>
+    #if defined(__SSE2__) || defined(_M_X64)
+    #include <emmintrin.h>
+    #endif
+    /* v[k] = sqrt(v[k]) for v[k] >= 0; packed where SSE2 is there (a plain loop would
+       not vectorize: sqrt may set errno) */
+    static inline void hp_sqrt_n(double* v, Py_ssize_t n) {
+        Py_ssize_t k = 0;
+    #if defined(__SSE2__) || defined(_M_X64)
+        for (; k + 2 <= n; k += 2)
+            _mm_storeu_pd(v + k, _mm_sqrt_pd(_mm_loadu_pd(v + k)));
+    #endif
+        for (; k < n; k++)
+            v[k] = sqrt(v[k]);
+    }
+    """
+    void hp_sqrt_n(double* v, Py_ssize_t n) noexcept nogil
+
 cdef double _EPS = 1e-14
 
 
@@ -302,8 +322,7 @@ cdef void _sbx_pair(const double* p1, const double* p2, double* c1, double* c2,
             gv[k] = inv_e1 if t <= 1.0 else -inv_e1
         if nsq > 0:         # 1/(eta+1) = 2**-nsq: repeated square roots (exact steps)
             for q in range(nsq):
-                for k in range(2 * n):
-                    sv[k] = sqrt(sv[k])
+                hp_sqrt_n(sv, 2 * n)
             for k in range(2 * n):
                 sv[k] = sv[k] if gv[k] > 0.0 else 1.0 / sv[k]
         else:
