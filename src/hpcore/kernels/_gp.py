@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 from scipy.optimize import minimize
 
+from hpcore.kernels._validate import real_array
 from hpcore._kernels import gp as _gp
 
 __all__ = ["GPModel", "gp_fit", "gp_predict", "gp_log_marginal_likelihood", "gp_kernel_matrix",
@@ -44,39 +45,11 @@ def blas_single_thread() -> Iterator[None]:
 
 
 def _as_matrix(a, name: str, d: int | None = None) -> np.ndarray:
-    try:
-        arr = np.asarray(a)
-    except Exception as exc:  # noqa: BLE001
-        raise TypeError(f"{name} must be array-like: {exc}") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
-                                   or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n, d), got shape {arr.shape}")
-    if d is not None and arr.shape[1] != d:
-        raise ValueError(f"{name} must have {d} columns, got {arr.shape[1]}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
+    return real_array(a, name, 2, d)
 
 
 def _as_vector(a, name: str, n: int | None = None) -> np.ndarray:
-    try:
-        arr = np.asarray(a)
-    except Exception as exc:  # noqa: BLE001
-        raise TypeError(f"{name} must be array-like: {exc}") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
-                                   or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if n is not None and arr.shape[0] != n:
-        raise ValueError(f"{name} must have length {n}, got {arr.shape[0]}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
+    return real_array(a, name, 1, n)
 
 
 def _kind(kernel: str) -> int:
