@@ -22,7 +22,7 @@ import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.math cimport pow, fabs, floor, exp, log, log1p, sqrt, INFINITY
-from libc.stdlib cimport malloc, free, realloc
+from libc.stdlib cimport malloc, calloc, free, realloc
 from libc.string cimport memcpy, memmove
 from libc.stdint cimport uint64_t, int64_t
 
@@ -890,6 +890,165 @@ cdef int _stair_insert(double** s0, double** s1, double** s2, Py_ssize_t* sz, Py
     return 0
 
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    static inline int hp_msb(uint64_t x) { return 63 - __builtin_clzll(x); }
+    static inline int hp_lsb(uint64_t x) { return __builtin_ctzll(x); }
+    #else
+    static inline int hp_msb(uint64_t x) { int k = 63; while (!(x >> k)) k--; return k; }
+    static inline int hp_lsb(uint64_t x) { int k = 0; while (!((x >> k) & 1)) k++; return k; }
+    #endif
+    """
+    int hp_msb(uint64_t x) noexcept nogil
+    int hp_lsb(uint64_t x) noexcept nogil
+
+
+cdef inline Py_ssize_t _bits_pred(const uint64_t* bits, const uint64_t* summ,
+                                  Py_ssize_t r) noexcept nogil:
+    """Largest member <= r of a two-level bit set (-1 if none)."""
+    cdef Py_ssize_t w = r >> 6, s
+    cdef uint64_t m
+    if r < 0:
+        return -1
+    m = bits[w] & (((<uint64_t>2) << (r & 63)) - 1)
+    if m:
+        return (w << 6) + hp_msb(m)
+    s = w - 1                                   # last nonempty word before w
+    if s < 0:
+        return -1
+    w = s >> 6
+    m = summ[w] & (((<uint64_t>2) << (s & 63)) - 1)
+    while not m:
+        w -= 1
+        if w < 0:
+            return -1
+        m = summ[w]
+    s = (w << 6) + hp_msb(m)
+    return (s << 6) + hp_msb(bits[s])
+
+
+cdef inline Py_ssize_t _bits_succ(const uint64_t* bits, const uint64_t* summ, Py_ssize_t r,
+                                  Py_ssize_t nw) noexcept nogil:
+    """Smallest member > r of a two-level bit set over nw words (-1 if none)."""
+    cdef Py_ssize_t w, s, ns = (nw + 63) >> 6
+    cdef uint64_t m
+    r += 1
+    w = r >> 6
+    if w >= nw:
+        return -1
+    m = bits[w] & ~((((<uint64_t>1) << (r & 63))) - 1)
+    if m:
+        return (w << 6) + hp_lsb(m)
+    s = w + 1                                   # first nonempty word after w
+    if s >= nw:
+        return -1
+    w = s >> 6
+    m = summ[w] & ~((((<uint64_t>1) << (s & 63))) - 1)
+    while not m:
+        w += 1
+        if w >= ns:
+            return -1
+        m = summ[w]
+    s = (w << 6) + hp_lsb(m)
+    return (s << 6) + hp_lsb(bits[s])
+
+
+cdef Py_ssize_t _nds_3d_bits(const double* f, const int64_t* order, int64_t* rank,
+                             Py_ssize_t n, int64_t* tmp, uint64_t* keys,
+                             uint64_t* ktmp) noexcept nogil:
+    """Three objectives, each front's staircase as a bit set over the f2 ranks.
+
+    Points come in lexicographic order, so an earlier point q dominates p iff q's
+    (f2, f3) is <= p's and q != p.  Every point gets its rank r2 in the order of
+    (f2, lexicographic position); a front's staircase (members not covered in (f2, f3)
+    by a later member; f3 decreases as r2 grows) is a two-level bit set over r2, so
+    "front k dominates p" is one predecessor query (the member with the largest r2 below
+    p's must have f3 <= p3 and differ from p).  Fronts are found by binary search, as
+    the fronts dominating p form a prefix.  Returns the number of fronts, -1 if out of
+    memory, -2 if the bit sets would take too much memory (the caller then uses
+    ``_nds_3d``)."""
+    cdef Py_ssize_t nw = (n + 63) >> 6, ns = (nw + 63) >> 6
+    cdef Py_ssize_t i, k, lo, hi, mid, q, rp, nf = 0, budget
+    cdef double p1, p2, p3
+    cdef double* f2l = <double*>malloc(n * sizeof(double))
+    cdef double* g1 = <double*>malloc(n * sizeof(double))
+    cdef double* g2 = <double*>malloc(n * sizeof(double))
+    cdef double* g3 = <double*>malloc(n * sizeof(double))
+    cdef int64_t* byr = <int64_t*>malloc(n * sizeof(int64_t))
+    cdef int64_t* r2 = <int64_t*>malloc(n * sizeof(int64_t))
+    cdef uint64_t** bits = <uint64_t**>malloc(n * sizeof(uint64_t*))
+    cdef uint64_t** summ = <uint64_t**>malloc(n * sizeof(uint64_t*))
+    cdef int err = 0
+    cdef int64_t o
+    budget = (<Py_ssize_t>64 << 20) // ((nw + ns) * 8)      # fronts within 64 MiB
+    if f2l == NULL or g1 == NULL or g2 == NULL or g3 == NULL or byr == NULL or r2 == NULL \
+            or bits == NULL or summ == NULL:
+        err = -1
+    else:
+        for i in range(n):
+            f2l[i] = f[3 * order[i] + 1]
+        _lex_order(f2l, 1, n, byr, tmp, keys, ktmp)        # lex positions by (f2, position)
+        for q in range(n):
+            i = byr[q]
+            r2[i] = q
+            o = order[i]
+            g1[q] = f[3 * o]
+            g2[q] = f[3 * o + 1]
+            g3[q] = f[3 * o + 2]
+        for i in range(n):
+            rp = r2[i]
+            p1 = g1[rp]
+            p2 = g2[rp]
+            p3 = g3[rp]
+            lo = 0
+            hi = nf
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                q = _bits_pred(bits[mid], summ[mid], rp - 1)
+                if q >= 0 and g3[q] <= p3 and (g3[q] != p3 or g2[q] != p2 or g1[q] != p1):
+                    lo = mid + 1
+                else:
+                    hi = mid
+            k = lo
+            rank[order[i]] = k
+            if k == nf:
+                if nf >= budget:
+                    err = -2
+                    break
+                bits[k] = <uint64_t*>calloc(nw, sizeof(uint64_t))
+                summ[k] = <uint64_t*>calloc(ns, sizeof(uint64_t))
+                nf += 1
+                if bits[k] == NULL or summ[k] == NULL:
+                    err = -1
+                    break
+            else:
+                q = _bits_pred(bits[k], summ[k], rp - 1)
+                if q >= 0 and g3[q] == p3 and g2[q] == p2 and g1[q] == p1:
+                    continue                    # an equal point is there already
+            # add p, then drop the members it covers: the next ones with f3 >= p3
+            bits[k][rp >> 6] |= (<uint64_t>1) << (rp & 63)
+            summ[k][rp >> 12] |= (<uint64_t>1) << ((rp >> 6) & 63)
+            q = _bits_succ(bits[k], summ[k], rp, nw)
+            while q >= 0 and g3[q] >= p3:
+                bits[k][q >> 6] &= ~((<uint64_t>1) << (q & 63))
+                if bits[k][q >> 6] == 0:
+                    summ[k][q >> 12] &= ~((<uint64_t>1) << ((q >> 6) & 63))
+                q = _bits_succ(bits[k], summ[k], q, nw)
+    for k in range(nf):
+        free(bits[k])
+        free(summ[k])
+    free(bits)
+    free(summ)
+    free(f2l)
+    free(g1)
+    free(g2)
+    free(g3)
+    free(byr)
+    free(r2)
+    return err if err else nf
+
+
 cdef Py_ssize_t _nds_3d(const double* f, const int64_t* order, int64_t* rank, Py_ssize_t n) noexcept nogil:
     """Three objectives.  Points come in lexicographic order, so an earlier point q
     dominates p iff q's (f1, f2) is <= p's and q != p.  Each front keeps the staircase
@@ -1019,7 +1178,9 @@ def nondominated_sort(const double[:, ::1] F):
             _nds_2d(&F[0, 0], &o[0], &r[0], n, &l1[0], &l2[0])
     elif m == 3:
         with nogil:
-            nf = _nds_3d(&F[0, 0], &o[0], &r[0], n)
+            nf = _nds_3d_bits(&F[0, 0], &o[0], &r[0], n, &t[0], &ks[0], &kt[0])
+            if nf == -2:
+                nf = _nds_3d(&F[0, 0], &o[0], &r[0], n)
         if nf < 0:
             raise MemoryError("nondominated_sort: out of memory")
     else:
