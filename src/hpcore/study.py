@@ -26,6 +26,7 @@ __all__ = ["Study", "load_study"]
 logger = logging.getLogger("hpcore")
 
 _DIRECTIONS = ("minimize", "maximize")
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 ObjectiveFn = Callable[[Trial], Any]
 Callback = Callable[["Study", FrozenTrial], None]
 
@@ -115,6 +116,7 @@ class Study:
         self._cursor = 0
         self._trials: dict[int, FrozenTrial] = {}
         self._completed: list[FrozenTrial] = []
+        self._finished: list[FrozenTrial] = []
         self._running: dict[int, FrozenTrial] = {}
         self._best: FrozenTrial | None = None
         self._sign = [1.0 if d == "minimize" else -1.0 for d in self.directions]
@@ -138,6 +140,8 @@ class Study:
             self._running[t.number] = t
             return
         self._running.pop(t.number, None)
+        if t.state in _FINISHED and (prev is None or prev.state not in _FINISHED):
+            self._finished.append(t)
         if t.state == TrialState.COMPLETE and (prev is None or prev.state != TrialState.COMPLETE):
             self._completed.append(t)
             if len(self.directions) == 1 and (
@@ -151,6 +155,14 @@ class Study:
         with self._lock:
             self._sync()
             return self._completed
+
+    def finished_trials(self) -> list[FrozenTrial]:
+        """COMPLETE and PRUNED trials in finish order (as the cache saw them), e.g. for
+        samplers that model intermediate values.  The list is the study's cache: read it,
+        do not modify it."""
+        with self._lock:
+            self._sync()
+            return self._finished
 
     def running_trials(self) -> list[FrozenTrial]:
         """RUNNING trials (pending evaluations, e.g. on other workers)."""

@@ -4,6 +4,13 @@ The first ``n_startup_trials`` configurations are quasi-random (scrambled Sobol)
 that each suggestion fits a GP (ARD Matern-5/2, compiled kernels) to the completed
 trials, encoded in the unit cube, and maximizes the acquisition with the parallel
 L-BFGS maximizer of :mod:`hpcore.kernels`, rounding integer and categorical columns.
+
+Multi-fidelity (BOHB, Falkner et al. 2018): when the study's pruner is
+:class:`~hpcore.pruners.SuccessiveHalving`, :class:`~hpcore.pruners.Hyperband` or
+:class:`~hpcore.pruners.ASHA` and fewer than ``min_points`` trials have COMPLETE
+(full-budget) values, the GP is fitted to the intermediate values of the highest rung
+holding at least ``min_points`` finished (COMPLETE or PRUNED) trials, so that the
+pruner's promotions feed the model long before many trials run to the end.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import numpy as np
 
 from hpcore.kernels._acquisition import ACQUISITIONS, maximize_acquisition
 from hpcore.kernels._gp import KERNELS, GPModel, blas_single_thread, gp_fit, gp_predict
+from hpcore.samplers._fidelity import RungCollector, rung_resources
 from hpcore.samplers.base import BaseSampler
 from hpcore.samplers.qmc import QMCSampler
 
@@ -66,6 +74,15 @@ class BayesSampler(BaseSampler):
         L-BFGS-B iterations of a warm-started fit.
     n_starts, n_raw_samples : int
         Acquisition maximizer: L-BFGS starts and Sobol points scored to pick them.
+    multi_fidelity : bool
+        With a rung pruner attached (successive halving, Hyperband, ASHA), fit on the
+        highest rung with ``min_points`` observations while fewer than ``min_points``
+        trials are COMPLETE (BOHB); ``False`` ignores intermediate values.  Without
+        such a pruner this changes nothing.
+    min_points : int, optional
+        Observations a budget needs before the GP is fitted on it in the
+        multi-fidelity mode; default ``d + 2`` for ``d`` parameters (BOHB).  Below it
+        on every budget the start-up design goes on.
     seed : int, optional
     n_threads : int, optional
         OpenMP threads of the kernels.  ``None``: one thread below
@@ -77,6 +94,7 @@ class BayesSampler(BaseSampler):
                  beta: float = 2.0, kernel: str = "matern52", transform: str | None = None,
                  pending: str = "believer", refit_every: int = 10, n_restarts: int = 2,
                  warm_maxiter: int = 10, n_starts: int = 12, n_raw_samples: int = 512,
+                 multi_fidelity: bool = True, min_points: int | None = None,
                  seed: int | None = None, n_threads: int | None = None) -> None:
         super().__init__(seed)
         self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 1)
@@ -102,12 +120,25 @@ class BayesSampler(BaseSampler):
         self.n_starts = _check_int("n_starts", n_starts, 1)
         self.n_raw_samples = _check_int("n_raw_samples", n_raw_samples, 0)
         self.n_threads = n_threads
+        self.multi_fidelity = bool(multi_fidelity)
+        self.min_points = None if min_points is None else _check_int("min_points", min_points, 2)
+        #: Rung index of the data of the last GP fit: ``None`` when it was the COMPLETE
+        #: trials' values (or no GP was fitted); ``L`` for rung ``L``'s intermediate values.
+        self.last_fit_rung: int | None = None
+        #: Trial numbers of the last GP fit's training set (empty when none was fitted).
+        self.last_fit_numbers: list[int] = []
         self._startup = QMCSampler("sobol", seed=self.seed)
         self._reset(None)
 
     def __repr__(self) -> str:
         return (f"BayesSampler(acquisition={self.acquisition!r}, n_startup_trials="
                 f"{self.n_startup_trials}, seed={self.seed})")
+
+    def __getstate__(self) -> dict:
+        # the rung collector's encoder refers to the study: caches are rebuilt, not pickled
+        state = self.__dict__.copy()
+        state.update(_key=None, _rungs=None)
+        return state
 
     # -- cache of encoded observations ---------------------------------------------------
     def _reset(self, key) -> None:
@@ -119,6 +150,8 @@ class BayesSampler(BaseSampler):
         self._theta: np.ndarray | None = None
         self._n_at_full_fit = 0
         self._layout = None
+        self._rungs: RungCollector | None = None
+        self._rung_theta: dict[int, tuple[np.ndarray | None, int]] = {}
 
     def _space_layout(self, space):
         """Imputation values, ordinal levels and categorical blocks of the space."""
@@ -144,6 +177,10 @@ class BayesSampler(BaseSampler):
         if key != self._key or len(done) < self._n_seen:
             self._reset(key)
             self._layout = self._space_layout(study.space)
+            res = rung_resources(getattr(study, "pruner", None)) if self.multi_fidelity else None
+            if res is not None and hasattr(study, "finished_trials"):
+                sign = 1.0 if study.directions[0] == "minimize" else -1.0
+                self._rungs = RungCollector(res, sign, lambda t: self._encode(study, t.params))
         new = done[self._n_seen:]
         if not new:
             return
@@ -169,8 +206,8 @@ class BayesSampler(BaseSampler):
         return np.where(np.isnan(x), self._layout[0], x)
 
     # -- targets ---------------------------------------------------------------------------
-    def _targets(self) -> np.ndarray:
-        y = self._y
+    def _targets(self, y: np.ndarray | None = None) -> np.ndarray:
+        y = self._y if y is None else y
         if self.transform == "log":
             span = float(y.max() - y.min())
             y = np.log(y - y.min() + 1e-3 * (span if span > 0 else 1.0))
@@ -186,10 +223,41 @@ class BayesSampler(BaseSampler):
     # -- sampling ----------------------------------------------------------------------------
     def sample(self, study: "Study", number: int) -> dict[str, Any]:
         self._sync(study)
+        if self._rungs is not None:
+            return self._sample_multi_fidelity(study, number)
         if len(self._y) < self.n_startup_trials:
+            self.last_fit_rung, self.last_fit_numbers = None, []
             return self._startup.sample(study, number)
+        self.last_fit_rung, self.last_fit_numbers = None, list(self._numbers)
         with blas_single_thread():
             return self._propose(study, number)
+
+    def _sample_multi_fidelity(self, study: "Study", number: int) -> dict[str, Any]:
+        """BOHB's rule: the highest budget with ``min_points`` observations; the full
+        budget (COMPLETE trials, the usual incremental cache) when it has them."""
+        rungs = self._rungs
+        rungs.update(study.finished_trials())
+        m = self.min_points if self.min_points is not None else len(study.space.params) + 2
+        if len(self._y) >= m:
+            self.last_fit_rung, self.last_fit_numbers = None, list(self._numbers)
+            with blas_single_thread():
+                return self._propose(study, number)
+        L = rungs.highest_rung(m)
+        if L is None:
+            self.last_fit_rung, self.last_fit_numbers = None, []
+            return self._startup.sample(study, number)
+        X, y_raw, numbers = rungs.rung(L)
+        self.last_fit_rung, self.last_fit_numbers = L, list(numbers)
+        # hyperparameter warm starts are kept per rung: each rung is its own data set
+        saved = (self._theta, self._n_at_full_fit)
+        self._theta, self._n_at_full_fit = self._rung_theta.get(L, (None, 0))
+        try:
+            with blas_single_thread():
+                return self._propose(study, number, X, y_raw,
+                                     np.array(rungs.finished_rows))
+        finally:
+            self._rung_theta[L] = (self._theta, self._n_at_full_fit)
+            self._theta, self._n_at_full_fit = saved
 
     def _threads(self, n: int) -> int | None:
         if self.n_threads is not None:
@@ -219,14 +287,22 @@ class BayesSampler(BaseSampler):
         self._theta = model.theta
         return model
 
-    def _propose(self, study: "Study", number: int) -> dict[str, Any]:
+    def _propose(self, study: "Study", number: int, X: np.ndarray | None = None,
+                 y_raw: np.ndarray | None = None,
+                 evaluated: np.ndarray | None = None) -> dict[str, Any]:
+        """Fit on ``(X, y_raw)`` (default: the COMPLETE trials) and maximize the
+        acquisition away from ``evaluated`` configurations (default ``X``) and pending
+        trials."""
         space = study.space
-        X, y = self._X, self._targets()
+        if X is None:
+            X, y = self._X, self._targets()
+        else:
+            y = self._targets(y_raw)
         model = self._fit(X, y, number)
         nt = self._threads(len(y))
         f_best = float(y.min())
         pend = [t for t in study.running_trials() if t.number != number and t.params]
-        exclude = X
+        exclude = X if evaluated is None else evaluated
         if pend:
             Xp = np.array([self._encode(study, t.params) for t in pend])
             if self.pending == "believer":
@@ -236,7 +312,7 @@ class BayesSampler(BaseSampler):
                 yp = np.full(len(Xp), c)
             model = gp_fit(np.vstack([X, Xp]), np.concatenate([y, yp]), kernel=self.kernel,
                            theta0=model.theta, optimize=False, n_threads=nt)
-            exclude = model.X
+            exclude = model.X if evaluated is None else np.vstack([evaluated, Xp])
         _, discrete, blocks = self._layout
         k = min(5, len(y))
         x_best = X[np.argsort(y, kind="stable")[:k]]

@@ -14,6 +14,13 @@ so parallel workers never wait for a generation to end.  Trials are read
 incrementally (a cursor into ``study.completed_trials()``), so the cost of an ask does
 not grow with the number of finished trials, and a resumed study (a new ``Study`` on
 the same storage) rebuilds the same population.
+
+Multi-fidelity (DEHB-style, Awad et al. 2021, with BOHB's budget rule): when the
+study (single objective) has a successive-halving / Hyperband / ASHA pruner and fewer
+than ``min_points`` trials are COMPLETE, parents are drawn from the best
+``population_size`` finished (COMPLETE or PRUNED) trials ranked by their intermediate
+value on the highest rung holding at least ``min_points`` of them, so the pruner's
+promotions steer the search before many trials run to the full budget.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import numpy as np
 from hpcore._kernels import genetic as _g
 from hpcore._kernels import rng as _rng
 from hpcore.kernels._genetic import elite_indices, nsga2_rank
+from hpcore.samplers._fidelity import RungCollector, rung_resources
 from hpcore.samplers.base import BaseSampler
 from hpcore.samplers.qmc import QMCSampler
 from hpcore.space import Categorical, Float, Int, Space
@@ -132,6 +140,13 @@ class GeneticSampler(BaseSampler):
         ``population_size`` of parents and offspring (NSGA-II survival with several
         objectives).  An int ``e``: generational replacement keeping the ``e`` best
         parents and the best ``population_size - e`` offspring.
+    multi_fidelity : bool
+        Single objective with a rung pruner attached: while fewer than ``min_points``
+        trials are COMPLETE, rank parents on the highest rung with ``min_points``
+        observations (see the module docstring).  ``False`` ignores intermediate values;
+        without such a pruner this changes nothing.
+    min_points : int, optional
+        Observations a rung needs to be used; default ``d + 2`` for ``d`` parameters.
     seed : int, optional
     """
 
@@ -142,7 +157,8 @@ class GeneticSampler(BaseSampler):
                  crossover_eta: float = 15.0, blend_alpha: float = 0.5,
                  mutation: str = "polynomial", mutation_prob: float | None = None,
                  mutation_eta: float = 20.0, mutation_sigma: float = 0.1,
-                 elitism: int | None = None, seed: int | None = None) -> None:
+                 elitism: int | None = None, multi_fidelity: bool = True,
+                 min_points: int | None = None, seed: int | None = None) -> None:
         super().__init__(seed)
         self.population_size = _check_int("population_size", population_size, 2)
         self.tournament_size = _check_int("tournament_size", tournament_size, 1)
@@ -164,6 +180,11 @@ class GeneticSampler(BaseSampler):
                 raise ValueError(f"elitism ({elitism}) must be <= population_size "
                                  f"({self.population_size})")
         self.elitism = elitism
+        self.multi_fidelity = bool(multi_fidelity)
+        self.min_points = None if min_points is None else _check_int("min_points", min_points, 2)
+        #: Rung whose values ranked the parents of the last child (``None``: the usual
+        #: population of COMPLETE trials, or the start-up design).
+        self.last_fit_rung: int | None = None
         states = np.random.SeedSequence(self.seed).generate_state(len(_OPS), dtype=np.uint64)
         self._seeds = {op: int(s) for op, s in zip(_OPS, states)}
         self._init = QMCSampler("sobol", seed=self.seed)
@@ -189,6 +210,17 @@ class GeneticSampler(BaseSampler):
         self._members: set[bytes] = set()
         self._crowd: np.ndarray | None = None
         self._perm: tuple | None = None
+        self._rungs: RungCollector | None = None
+        self._rung_pop: tuple | None = None     # (rung, n observations, genes, key, members)
+        res = (rung_resources(getattr(study, "pruner", None))
+               if study is not None and self.multi_fidelity and len(study.directions) == 1
+               and hasattr(study, "finished_trials") else None)
+        if res is not None:
+            g, seeds = self._genome, self._seeds
+            self._rungs = RungCollector(
+                res, float(self._sign[0]),
+                lambda t: g.encode(t.params, _rng.uniform_row(seeds["fill"], t.number,
+                                                              len(g.names))))
 
     def _update(self, study: "Study") -> None:
         if self._study is not study:
@@ -254,7 +286,7 @@ class GeneticSampler(BaseSampler):
         # the population is a cache of the study's trials: never pickled, always rebuilt
         state = self.__dict__.copy()
         for k in ("_study", "_genome", "_sign", "_pop_x", "_pop_f", "_off_x", "_off_f", "_arr",
-                  "_members", "_crowd", "_perm"):
+                  "_members", "_crowd", "_perm", "_rungs", "_rung_pop"):
             state[k] = None
         state["_cursor"] = 0
         state["_generation"] = 0
@@ -303,9 +335,38 @@ class GeneticSampler(BaseSampler):
     # -- breeding -------------------------------------------------------------------------
     def sample(self, study: "Study", number: int) -> dict[str, Any]:
         self._update(study)
+        self.last_fit_rung = None
+        if self._rungs is not None:
+            m = self.min_points if self.min_points is not None else len(self._genome.names) + 2
+            if self._cursor < m:              # COMPLETE trials seen
+                return self._sample_multi_fidelity(study, number, m)
         if number < self.population_size or len(self._pop_x) < 2:
             return self._init.sample(study, number)
         return self._genome.decode(self._breed_new(number))
+
+    def _sample_multi_fidelity(self, study: "Study", number: int, m: int) -> dict[str, Any]:
+        """Breed from the best ``population_size`` trials on the highest rung holding at
+        least ``m`` observations (start-up design while none does)."""
+        rungs = self._rungs
+        rungs.update(study.finished_trials())
+        L = rungs.highest_rung(m)
+        if number < self.population_size or L is None:
+            return self._init.sample(study, number)
+        X, y, _ = rungs.rung(L)
+        if self._rung_pop is None or self._rung_pop[:2] != (L, len(y)):
+            keep = elite_indices(y, min(self.population_size, len(y)))
+            key = np.arange(len(keep), dtype=np.float64)   # rank: lower wins a tournament
+            Xp = np.ascontiguousarray(X[keep])
+            self._rung_pop = (L, len(y), Xp, key, {x.tobytes() for x in Xp})
+        self.last_fit_rung = L
+        pop = self._rung_pop[2:4]
+        members = self._rung_pop[4]
+        child = self.breed(number, population=pop)
+        for retry in range(1, _MAX_RETRIES + 1):
+            if child.tobytes() not in members:
+                break
+            child = self.breed(number, retry, population=pop)
+        return self._genome.decode(child)
 
     def _breed_new(self, number: int) -> np.ndarray:
         """A child that is not a copy of a member of the population (like pymoo's
@@ -320,16 +381,18 @@ class GeneticSampler(BaseSampler):
             child = self.breed(number, retry)
         return child
 
-    def breed(self, number: int, retry: int = 0) -> np.ndarray:
-        """The genes of the child for trial ``number`` (from the current population).
+    def breed(self, number: int, retry: int = 0,
+              population: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """The genes of the child for trial ``number`` (from the current population, or
+        from ``population = (genes, tournament key)``, lower key wins, one objective).
 
         The compiled operators are called directly: the population is valid by
         construction, so the public wrappers' checks would only add per-ask overhead.
         """
-        X, key = self._population()
+        X, key = self._population() if population is None else population
         g = self._genome
         s = self._seeds if retry == 0 else self._retry_seeds(retry)
-        if self._crowd is None:
+        if population is not None or self._crowd is None:
             par = _g.tournament_select(key, 2, self.tournament_size, s["select"], 2 * number, 1)
         else:
             par = self._crowded_tournament(key, s["select"], number)

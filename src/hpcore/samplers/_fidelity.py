@@ -1,0 +1,124 @@
+"""Multi-fidelity observations for model-based samplers (BOHB, Falkner et al. 2018).
+
+When a study's pruner is a rung pruner (:class:`~hpcore.pruners.SuccessiveHalving`,
+:class:`~hpcore.pruners.Hyperband`, :class:`~hpcore.pruners.ASHA`), most trials stop
+early and few reach the full budget.  A :class:`RungCollector` records, for every
+finished (COMPLETE or PRUNED) trial, its intermediate value at each rung resource
+``r_L`` -- the value reported at the first step ``>= r_L``, which is where the pruners
+put a trial into rung ``L`` -- so that a sampler can fit its model on the highest
+rung with enough observations (BOHB's rule: at least ``d + 2`` for ``d`` parameters).
+
+Reads are incremental: a cursor into ``study.finished_trials()``, so each update
+costs O(new trials x their reports).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = ["RungCollector", "rung_resources"]
+
+_REL_TOL = 1e-12   # as the rung tables: step >= r_L * (1 - 1e-12) enters rung L
+
+
+def rung_resources(pruner: Any) -> list[float] | None:
+    """Resources of the pruner's rungs, lowest first, or ``None`` when ``pruner`` is
+    not a successive-halving / Hyperband / ASHA pruner."""
+    from hpcore.pruners.halving import ASHA, Hyperband, SuccessiveHalving
+
+    if not isinstance(pruner, (ASHA, Hyperband, SuccessiveHalving)):
+        return None
+    return [float(r) for r in pruner.levels]
+
+
+def rung_values(intermediate_values: dict[int, float],
+                resources: Sequence[float]) -> list[float | None]:
+    """Value at each rung: the report at the first step ``>= r_L`` (``None`` if the
+    trial never reached ``r_L``)."""
+    out: list[float | None] = [None] * len(resources)
+    if not intermediate_values:
+        return out
+    steps = sorted(intermediate_values)
+    j = 0
+    for L, r in enumerate(resources):
+        thr = r * (1.0 - _REL_TOL)
+        while j < len(steps) and steps[j] < thr:
+            j += 1
+        if j == len(steps):
+            break
+        out[L] = float(intermediate_values[steps[j]])
+    return out
+
+
+class RungCollector:
+    """Per-rung observations (encoded configuration, signed value) of finished trials.
+
+    Parameters
+    ----------
+    resources : sequence of float
+        Rung resources, lowest first (:func:`rung_resources`).
+    sign : float
+        ``+1`` to minimize, ``-1`` to maximize: stored values are always minimized.
+    encode : callable
+        ``encode(trial) -> 1-D array``: the sampler's representation of a trial's
+        configuration (unit cube for the GP, genes for the GA).
+    """
+
+    def __init__(self, resources: Sequence[float], sign: float,
+                 encode: Callable[[Any], np.ndarray]) -> None:
+        self.resources = [float(r) for r in resources]
+        self.sign = float(sign)
+        self._encode = encode
+        self._n_seen = 0
+        n = len(self.resources)
+        self._rows: list[list[np.ndarray]] = [[] for _ in range(n)]
+        self._vals: list[list[float]] = [[] for _ in range(n)]
+        self._nums: list[list[int]] = [[] for _ in range(n)]
+        self._arr: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n
+        self.finished_rows: list[np.ndarray] = []     # every finished trial, encoded
+
+    @property
+    def n_seen(self) -> int:
+        return self._n_seen
+
+    def update(self, finished: Sequence[Any]) -> None:
+        """Fold ``finished[n_seen:]`` (the study's finished trials, in finish order)."""
+        if len(finished) < self._n_seen:
+            raise ValueError("finished: the list shrank; build a new RungCollector")
+        for t in finished[self._n_seen:]:
+            x = None
+            for L, v in enumerate(rung_values(t.intermediate_values, self.resources)):
+                if v is None or not math.isfinite(v):
+                    continue
+                if x is None:
+                    x = self._encode(t)
+                self._rows[L].append(x)
+                self._vals[L].append(self.sign * v)
+                self._nums[L].append(t.number)
+                self._arr[L] = None
+            self.finished_rows.append(x if x is not None else self._encode(t))
+        self._n_seen = len(finished)
+
+    def counts(self) -> list[int]:
+        """Number of observations per rung."""
+        return [len(v) for v in self._vals]
+
+    def highest_rung(self, min_points: int) -> int | None:
+        """The highest rung with at least ``min_points`` observations (BOHB's rule),
+        or ``None``."""
+        for L in range(len(self.resources) - 1, -1, -1):
+            if len(self._vals[L]) >= min_points:
+                return L
+        return None
+
+    def rung(self, L: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """``(X, y, numbers)`` of rung ``L``: encoded configurations, minimized values
+        and trial numbers, in finish order."""
+        if self._arr[L] is None:
+            rows = self._rows[L]
+            X = np.array(rows, dtype=np.float64) if rows else np.empty((0, 0))
+            self._arr[L] = (X, np.array(self._vals[L], dtype=np.float64))
+        X, y = self._arr[L]
+        return X, y, self._nums[L]
