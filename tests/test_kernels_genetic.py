@@ -418,3 +418,17 @@ def test_sbx_offspring_with_fused_mutation_equals_separate_calls():
         assert np.array_equal(got, ref)
     with pytest.raises(ValueError, match="mutation_prob_var"):
         sbx_offspring(X, pairs, lo, hi, mutation_prob_var=2.0)
+
+
+def test_three_objective_sort_fallback_when_bit_sets_exceed_their_budget():
+    rng = np.random.default_rng(21)
+    F = rng.integers(0, 5, (300, 3)).astype(float)
+    F[rng.random(300) < 0.2] = F[0]
+    G = np.repeat(np.arange(100.0)[:, None], 3, axis=1)     # a chain: 100 fronts
+    old = _g._set_nds_bits_budget(1)
+    try:
+        assert np.array_equal(nondominated_sort(F), brute_ranks(F))
+        assert np.array_equal(nondominated_sort(G), np.arange(100))
+    finally:
+        _g._set_nds_bits_budget(old)
+    assert np.array_equal(nondominated_sort(F), brute_ranks(F))

@@ -954,6 +954,18 @@ cdef inline Py_ssize_t _bits_succ(const uint64_t* bits, const uint64_t* summ, Py
     return (s << 6) + hp_lsb(bits[s])
 
 
+cdef Py_ssize_t _nds_bits_budget = <Py_ssize_t>64 << 20     # bytes of front bit sets
+
+
+def _set_nds_bits_budget(Py_ssize_t nbytes):
+    """Set the memory cap of the 3-objective bit-set path (tests use a tiny one to
+    exercise the fallback); returns the previous value."""
+    global _nds_bits_budget
+    old = _nds_bits_budget
+    _nds_bits_budget = nbytes
+    return old
+
+
 cdef Py_ssize_t _nds_3d_bits(const double* f, const int64_t* order, int64_t* rank,
                              Py_ssize_t n, int64_t* tmp, uint64_t* keys,
                              uint64_t* ktmp) noexcept nogil:
@@ -981,7 +993,7 @@ cdef Py_ssize_t _nds_3d_bits(const double* f, const int64_t* order, int64_t* ran
     cdef uint64_t** summ = <uint64_t**>malloc(n * sizeof(uint64_t*))
     cdef int err = 0
     cdef int64_t o
-    budget = (<Py_ssize_t>64 << 20) // ((nw + ns) * 8)      # fronts within 64 MiB
+    budget = _nds_bits_budget // ((nw + ns) * 8)            # fronts within the budget
     if f2l == NULL or g1 == NULL or g2 == NULL or g3 == NULL or byr == NULL or r2 == NULL \
             or bits == NULL or summ == NULL:
         err = -1
