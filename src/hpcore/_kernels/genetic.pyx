@@ -791,42 +791,45 @@ cdef inline uint64_t _dkey(double x) noexcept nogil:
 cdef void _lex_order(const double* f, Py_ssize_t m, Py_ssize_t n, int64_t* idx, int64_t* tmp,
                      uint64_t* keys, uint64_t* ktmp) noexcept nogil:
     """Indices in lexicographic order of the rows of f, ties by index: a stable LSD radix
-    sort on the high 32 bits of the first objective, then a merge sort of each run of
-    rows whose first objectives agree in those bits."""
-    cdef Py_ssize_t i, shift, b, pos, total, start
-    cdef Py_ssize_t count[256]
+    sort on the high 33 bits of the first objective (three 11-bit digits, histograms in
+    one pass), then a merge sort of each run of rows whose first objectives agree in
+    those bits."""
+    cdef Py_ssize_t i, d, b, pos, total, start, shift
+    cdef Py_ssize_t* count = <Py_ssize_t*>calloc(3 * 2048, sizeof(Py_ssize_t))
+    cdef Py_ssize_t* c
     cdef int64_t* src = idx
     cdef int64_t* dst = tmp
     cdef uint64_t* ks = keys
     cdef uint64_t* kd = ktmp
     cdef int64_t* sw
     cdef uint64_t* kw
-    cdef bint skip
+    cdef uint64_t key
     for i in range(n):
         idx[i] = i
         keys[i] = _dkey(f[i * m])
-    # radix passes on the top 32 bits only; runs of equal top bits (rare, and exact ties)
-    # are then merge-sorted on the full rows
-    for shift in range(32, 64, 8):
-        for b in range(256):
-            count[b] = 0
-        for i in range(n):
-            count[(ks[i] >> shift) & 255] += 1
-        skip = False
-        for b in range(256):
-            if count[b] == n:
-                skip = True
-        if skip:
+    if count == NULL:               # no memory for the histograms: merge sort it all
+        _lexsort(f, m, idx, tmp, n)
+        return
+    for i in range(n):
+        key = keys[i]
+        count[(key >> 31) & 2047] += 1
+        count[2048 + ((key >> 42) & 2047)] += 1
+        count[4096 + (key >> 53)] += 1
+    # runs of equal top bits (rare, and exact ties) are then merge-sorted on the full rows
+    for d in range(3):
+        shift = 31 + 11 * d
+        c = &count[2048 * d]
+        if c[(ks[0] >> shift) & 2047] == n:     # one bucket: nothing to do
             continue
         total = 0
-        for b in range(256):
-            pos = count[b]
-            count[b] = total
+        for b in range(2048):
+            pos = c[b]
+            c[b] = total
             total += pos
         for i in range(n):
-            b = (ks[i] >> shift) & 255
-            pos = count[b]
-            count[b] += 1
+            b = (ks[i] >> shift) & 2047
+            pos = c[b]
+            c[b] += 1
             dst[pos] = src[i]
             kd[pos] = ks[i]
         sw = src
@@ -835,12 +838,13 @@ cdef void _lex_order(const double* f, Py_ssize_t m, Py_ssize_t n, int64_t* idx, 
         kw = ks
         ks = kd
         kd = kw
+    free(count)
     if src != idx:
         memcpy(idx, src, n * sizeof(int64_t))
         memcpy(keys, ks, n * sizeof(uint64_t))
     start = 0
     for i in range(1, n + 1):
-        if i == n or (keys[i] >> 32) != (keys[start] >> 32):
+        if i == n or (keys[i] >> 31) != (keys[start] >> 31):
             if i - start > 1:
                 _lexsort(f, m, &idx[start], tmp, i - start)
             start = i
@@ -983,7 +987,7 @@ cdef Py_ssize_t _nds_3d_bits(const double* f, const int64_t* order, int64_t* ran
     cdef Py_ssize_t nw = (n + 63) >> 6, ns = (nw + 63) >> 6
     cdef Py_ssize_t i, k, lo, hi, mid, q, rp, nf = 0, budget
     cdef double p1, p2, p3
-    cdef double* f2l = <double*>malloc(n * sizeof(double))
+    cdef double* f2l = <double*>calloc(n, sizeof(double))
     cdef double* g1 = <double*>malloc(n * sizeof(double))
     cdef double* g2 = <double*>malloc(n * sizeof(double))
     cdef double* g3 = <double*>malloc(n * sizeof(double))
