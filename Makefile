@@ -9,7 +9,7 @@ EXTRAS := test,sklearn,dask,plot,pandas
 # CI (and anyone who sets it) gets a hard error if OpenMP is missing.
 export HPCORE_REQUIRE_OPENMP ?= $(if $(CI),1,)
 
-.PHONY: venv build demo test test-all bench clean
+.PHONY: venv build demo test test-all test-serial bench clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,18 @@ demo: build
 
 test: build
 	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider tests
+
+# The serial fallback: build without OpenMP in a scratch copy and run the kernel tests on it.
+SERIAL_DIR := build/serial
+test-serial: $(STAMP)
+	rm -rf $(SERIAL_DIR) && mkdir -p $(SERIAL_DIR)
+	cp -r setup.py pyproject.toml README.md src tests $(SERIAL_DIR)/
+	find $(SERIAL_DIR)/src -name '*.so' -delete
+	cd $(SERIAL_DIR) && HPCORE_NO_OPENMP=1 HPCORE_REQUIRE_OPENMP= ../../$(PY) setup.py -q build_ext --inplace
+	cd $(SERIAL_DIR) && PYTHONPATH=src ../../$(PY) -c "import hpcore; assert not hpcore.show_config()['openmp']"
+	cd $(SERIAL_DIR) && PYTHONPATH=src ../../$(PY) -m pytest -q -m "not slow" -p no:cacheprovider \
+		tests/test_kernels_rng.py tests/test_kernels_gp.py tests/test_kernels_acquisition.py \
+		tests/test_kernels_genetic.py tests/test_kernels_halving.py
 
 test-all: build
 	$(PY) -m pytest -q -p no:cacheprovider tests
