@@ -343,9 +343,9 @@ def test_bad_inputs_raise_named_errors():
         sbx_crossover(x, x, 0, 1.5, integer=[True, False, False])
     with pytest.raises(ValueError, match="x contains NaN"):
         polynomial_mutation(np.full((2, 2), np.nan), 0, 1)
-    with pytest.raises(ValueError, match="x must be 2-d"):
+    with pytest.raises(ValueError, match="x must be 2-D"):
         polynomial_mutation(np.zeros(3), 0, 1)
-    with pytest.raises(TypeError, match="x must be a numeric"):
+    with pytest.raises(TypeError, match="x must be a real numeric"):
         gaussian_mutation(np.array([["a"]]), 0, 1)
     with pytest.raises(ValueError, match="n_categories"):
         categorical_mutation(x, [2, 2])
@@ -359,7 +359,7 @@ def test_bad_inputs_raise_named_errors():
         elite_indices([1.0], 2)
     with pytest.raises(ValueError, match="F contains NaN"):
         nondominated_sort([[1.0, np.nan]])
-    with pytest.raises(ValueError, match="F must be 2-d"):
+    with pytest.raises(ValueError, match="F must be 2-D"):
         nondominated_sort([1.0, 2.0])
     with pytest.raises(ValueError, match="ranks must have shape"):
         crowding_distance(x, [0, 0])

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from hpcore.kernels._validate import real_array
 from hpcore._kernels import genetic as _g
 
 __all__ = [
@@ -63,18 +64,7 @@ def _real(name: str, v: Any, low: float | None = None, high: float | None = None
 
 
 def _matrix(name: str, x: Any, d: int | None = None, finite: bool = True) -> np.ndarray:
-    a = np.asarray(x)
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.floating)
-                                 or np.issubdtype(a.dtype, np.integer)):
-        raise TypeError(f"{name} must be a numeric array, got dtype {a.dtype}")
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be 2-d (n, n_genes), got shape {a.shape}")
-    if d is not None and a.shape[1] != d:
-        raise ValueError(f"{name} must have {d} columns, got {a.shape[1]}")
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    if finite and not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return a
+    return real_array(x, name, 2, d, finite=finite)
 
 
 def _bounds(lower: Any, upper: Any, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -413,7 +403,7 @@ def _objectives(F: Any) -> np.ndarray:
                                  or np.issubdtype(a.dtype, np.integer)):
         raise TypeError(f"F must be a numeric array, got dtype {a.dtype}")
     if a.ndim != 2:
-        raise ValueError(f"F must be 2-d (n_points, n_objectives), got shape {a.shape}")
+        raise ValueError(f"F must be 2-D (n_points, n_objectives), got shape {a.shape}")
     if a.shape[1] < 1:
         raise ValueError("F needs at least one objective column")
     a = np.ascontiguousarray(a, dtype=np.float64)

@@ -8,8 +8,10 @@ import numpy as np
 __all__ = ["real_array"]
 
 
-def real_array(a: Any, name: str, ndim: int, last: int | None = None) -> np.ndarray:
-    """``a`` as a C-contiguous float64 array of ``ndim`` dimensions, all finite.
+def real_array(a: Any, name: str, ndim: int, last: int | None = None, *,
+               finite: bool = True) -> np.ndarray:
+    """``a`` as a C-contiguous float64 array of ``ndim`` dimensions (all finite unless
+    ``finite=False``, for callers that check values themselves).
 
     ``last`` (optional) is the required size of the last axis (columns of a matrix,
     length of a vector).  Raises ``TypeError`` for non-numeric input and
@@ -28,6 +30,6 @@ def real_array(a: Any, name: str, ndim: int, last: int | None = None) -> np.ndar
         what = f"length {last}" if ndim == 1 else f"{last} columns"
         raise ValueError(f"{name} must have {what}, got {arr.shape[-1]}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
+    if finite and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
