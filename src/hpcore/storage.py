@@ -486,7 +486,9 @@ class SQLiteStorage(BaseStorage):
                 finished[tid].intermediate_values[step] = math.nan if value is None else value
         return trials
 
-    def trials_since(self, study_id, seq):
+    def _snapshot(self, study_id: int, query):
+        """Run ``query(conn, top)`` in one read transaction; ``top`` is the study's newest
+        sequence number, so the reader's cursor never runs ahead of what it read."""
         conn = self._conn()
 
         def read():
@@ -494,30 +496,28 @@ class SQLiteStorage(BaseStorage):
             try:
                 top = conn.execute("SELECT seq FROM studies WHERE study_id = ?",
                                    (study_id,)).fetchone()[0]
-                rows = conn.execute(f"SELECT {self._COLS} FROM trials WHERE study_id = ? AND seq > ? "
-                                    "AND seq <= ? ORDER BY seq", (study_id, seq, top)).fetchall()
-                return self._rows_to_trials(conn, rows), top
+                return query(conn, top), top
             finally:
                 conn.execute("COMMIT")
 
         return with_retry(read, self.timeout)
+
+    def trials_since(self, study_id, seq):
+        def query(conn, top):
+            rows = conn.execute(f"SELECT {self._COLS} FROM trials WHERE study_id = ? AND seq > ? "
+                                "AND seq <= ? ORDER BY seq", (study_id, seq, top)).fetchall()
+            return self._rows_to_trials(conn, rows)
+
+        return self._snapshot(study_id, query)
 
     def reports_since(self, study_id, seq):
-        conn = self._conn()
+        def query(conn, top):
+            rows = conn.execute("SELECT number, step, value FROM reports WHERE study_id = ? "
+                                "AND seq > ? AND seq <= ? ORDER BY seq",
+                                (study_id, seq, top)).fetchall()
+            return [(n, s, math.nan if v is None else v) for n, s, v in rows]
 
-        def read():
-            conn.execute("BEGIN")
-            try:
-                top = conn.execute("SELECT seq FROM studies WHERE study_id = ?",
-                                   (study_id,)).fetchone()[0]
-                rows = conn.execute("SELECT number, step, value FROM reports WHERE study_id = ? "
-                                    "AND seq > ? AND seq <= ? ORDER BY seq",
-                                    (study_id, seq, top)).fetchall()
-            finally:
-                conn.execute("COMMIT")
-            return [(n, s, math.nan if v is None else v) for n, s, v in rows], top
-
-        return with_retry(read, self.timeout)
+        return self._snapshot(study_id, query)
 
     def get_trial(self, trial_id):
         conn = self._conn()

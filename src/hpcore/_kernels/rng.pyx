@@ -38,9 +38,8 @@ def _check(seed, n_streams, n_per_stream, stream_offset):
         raise ValueError("seed and stream_offset must be < 2**64")
 
 
-def uniform_streams(seed, Py_ssize_t n_streams, Py_ssize_t n_per_stream,
-                    stream_offset=0, n_threads=None):
-    """Uniform [0, 1) draws, shape ``(n_streams, n_per_stream)``."""
+cdef object _streams(seed, Py_ssize_t n_streams, Py_ssize_t n_per_stream, stream_offset,
+                     n_threads, bint normal):
     _check(seed, n_streams, n_per_stream, stream_offset)
     out = np.empty((n_streams, n_per_stream), dtype=np.float64)
     cdef double[:, ::1] o = out
@@ -50,24 +49,20 @@ def uniform_streams(seed, Py_ssize_t n_streams, Py_ssize_t n_per_stream,
     if n_per_stream == 0:
         return out
     for i in prange(n_streams, nogil=True, schedule="static", num_threads=nt):
-        _fill(&o[i, 0], n_per_stream, s, off + <uint64_t>i, 0)
+        _fill(&o[i, 0], n_per_stream, s, off + <uint64_t>i, normal)
     return out
+
+
+def uniform_streams(seed, Py_ssize_t n_streams, Py_ssize_t n_per_stream,
+                    stream_offset=0, n_threads=None):
+    """Uniform [0, 1) draws, shape ``(n_streams, n_per_stream)``."""
+    return _streams(seed, n_streams, n_per_stream, stream_offset, n_threads, 0)
 
 
 def normal_streams(seed, Py_ssize_t n_streams, Py_ssize_t n_per_stream,
                    stream_offset=0, n_threads=None):
     """Standard normal draws, shape ``(n_streams, n_per_stream)``."""
-    _check(seed, n_streams, n_per_stream, stream_offset)
-    out = np.empty((n_streams, n_per_stream), dtype=np.float64)
-    cdef double[:, ::1] o = out
-    cdef uint64_t s = <uint64_t>int(seed), off = <uint64_t>int(stream_offset)
-    cdef int nt = effective_n_threads(n_threads)
-    cdef Py_ssize_t i
-    if n_per_stream == 0:
-        return out
-    for i in prange(n_streams, nogil=True, schedule="static", num_threads=nt):
-        _fill(&o[i, 0], n_per_stream, s, off + <uint64_t>i, 1)
-    return out
+    return _streams(seed, n_streams, n_per_stream, stream_offset, n_threads, 1)
 
 
 def uniform_row(uint64_t seed, uint64_t stream, Py_ssize_t n):
