@@ -14,7 +14,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
 from hpcore._kernels._openmp cimport effective_n_threads
-from hpcore._kernels.gp cimport GPState, posterior_point, sq_dist, k_of_r2
+from hpcore._kernels.gp cimport GPState, gp_state, posterior_point, sq_dist, k_of_r2
 from scipy.linalg.cython_lapack cimport dtrtrs
 
 cnp.import_array()
@@ -173,20 +173,6 @@ def log_h_array(const double[::1] z):
     return out, dout
 
 
-cdef GPState _state(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
-                    const double[::1] inv_l2, double signal, int kind):
-    cdef GPState st
-    st.X = &X[0, 0]
-    st.L = &L[0, 0]
-    st.alpha = &alpha[0]
-    st.inv_l2 = &inv_l2[0]
-    st.signal = signal
-    st.n = X.shape[0]
-    st.d = X.shape[1]
-    st.kind = kind
-    return st
-
-
 cdef double _acq_one(int acq, GPState st, const double* x, double f_best, double beta,
                      double* g) noexcept nogil:
     # scratch on this call (private to the calling thread)
@@ -209,7 +195,7 @@ def acquisition_values(const double[:, ::1] X, const double[:, ::1] L, const dou
     grads = np.zeros((m, d)) if return_grad else np.zeros((1, d))
     cdef double[::1] v = vals
     cdef double[:, ::1] gv = grads
-    cdef GPState st = _state(X, L, alpha, inv_l2, signal, kind)
+    cdef GPState st = gp_state(X, L, alpha, inv_l2, signal, kind)
     cdef int nt = effective_n_threads(n_threads)
     if m > 0:
         for i in prange(m, nogil=True, schedule="static", num_threads=nt):
@@ -511,7 +497,7 @@ def maximize(const double[:, ::1] X, const double[:, ::1] L, const double[::1] a
             has_cont = 1
         else:
             has_discrete = 1
-    P.st = _state(X, L, alpha, inv_l2, signal, kind)
+    P.st = gp_state(X, L, alpha, inv_l2, signal, kind)
     P.acq = acq
     P.f_best = f_best
     P.beta = beta

@@ -17,3 +17,5 @@ cdef double k_of_r2(double r2, double signal, int kind) noexcept nogil
 cdef double dk_dr2(double r2, double signal, int kind) noexcept nogil
 cdef void posterior_point(GPState st, const double* x, double* work, double* mu, double* var,
                           double* gmu, double* gvar) noexcept nogil
+cdef GPState gp_state(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
+                      const double[::1] inv_l2, double signal, int kind)

@@ -336,8 +336,9 @@ def lml_grad(const double[:, ::1] X, const double[::1] y, const double[::1] thet
     return lml, grad, jit
 
 
-cdef GPState _state(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
-                    const double[::1] inv_l2, double signal, int kind):
+cdef GPState gp_state(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
+                      const double[::1] inv_l2, double signal, int kind):
+    """Pointers into the fitted model's arrays, for the nogil posterior (arrays must outlive it)."""
     cdef GPState st
     st.X = &X[0, 0]
     st.L = &L[0, 0]
@@ -377,7 +378,7 @@ def predict(const double[:, ::1] X, const double[:, ::1] L, const double[::1] al
     gvar = np.zeros((m, d)) if return_grad else np.zeros((1, d))
     cdef double[::1] muv = mu, varv = var
     cdef double[:, ::1] gmv = gmu, gvv = gvar
-    cdef GPState st = _state(X, L, alpha, inv_l2, signal, kind)
+    cdef GPState st = gp_state(X, L, alpha, inv_l2, signal, kind)
     cdef int nt = effective_n_threads(n_threads)
     if m > 0:
         for i in prange(m, nogil=True, schedule="static", num_threads=nt):
