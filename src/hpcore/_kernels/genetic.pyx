@@ -134,52 +134,10 @@ def tournament_select(const double[::1] fitness, Py_ssize_t n_select, Py_ssize_t
     return out
 
 
-# Stable merge sort of an index array under a "less than" on keys (key, index).
-cdef inline bint _key_less(const double* key, int64_t a, int64_t b) noexcept nogil:
-    return key[a] < key[b] or (key[a] == key[b] and a < b)
-
-
 cdef void _argsort_key(const double* key, int64_t* idx, int64_t* tmp, Py_ssize_t n) noexcept nogil:
-    """Sort ``idx`` by (key[idx], idx), bottom-up merge sort (O(n log n), stable)."""
-    cdef Py_ssize_t width = 1, lo, mid, hi, a, b, t
-    cdef int64_t* src = idx
-    cdef int64_t* dst = tmp
-    cdef int64_t* sw
-    while width < n:
-        lo = 0
-        while lo < n:
-            mid = lo + width
-            if mid > n:
-                mid = n
-            hi = lo + 2 * width
-            if hi > n:
-                hi = n
-            a = lo
-            b = mid
-            t = lo
-            while a < mid and b < hi:
-                if _key_less(key, src[b], src[a]):
-                    dst[t] = src[b]
-                    b += 1
-                else:
-                    dst[t] = src[a]
-                    a += 1
-                t += 1
-            while a < mid:
-                dst[t] = src[a]
-                a += 1
-                t += 1
-            while b < hi:
-                dst[t] = src[b]
-                b += 1
-                t += 1
-            lo += 2 * width
-        sw = src
-        src = dst
-        dst = sw
-        width *= 2
-    if src != idx:
-        memcpy(idx, src, n * sizeof(int64_t))
+    """Sort ``idx`` by (key[idx], idx), stable: the one-column case of ``_lexsort``
+    (callers pass NaN-free keys)."""
+    _lexsort(key, 1, idx, tmp, n)
 
 
 def elite_indices(const double[::1] fitness, Py_ssize_t n_elite):

@@ -398,17 +398,9 @@ def categorical_mutation(x: Any, n_categories: Any, *, prob: float = 0.1, seed: 
 
 # -- multi-objective -------------------------------------------------------------------
 def _objectives(F: Any) -> np.ndarray:
-    a = np.asarray(F)
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.floating)
-                                 or np.issubdtype(a.dtype, np.integer)):
-        raise TypeError(f"F must be a numeric array, got dtype {a.dtype}")
-    if a.ndim != 2:
-        raise ValueError(f"F must be 2-D (n_points, n_objectives), got shape {a.shape}")
+    a = real_array(F, "F", 2)
     if a.shape[1] < 1:
         raise ValueError("F needs at least one objective column")
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    if not np.isfinite(a).all():
-        raise ValueError("F contains NaN or infinite values")
     return a
 
 

@@ -52,6 +52,13 @@ def _as_vector(a, name: str, n: int | None = None) -> np.ndarray:
     return real_array(a, name, 1, n)
 
 
+def _training_data(X, y) -> tuple[np.ndarray, np.ndarray]:
+    X = _as_matrix(X, "X")
+    if X.shape[0] == 0:
+        raise ValueError("X has no rows")
+    return X, _as_vector(y, "y", X.shape[0])
+
+
 def _kind(kernel: str) -> int:
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {kernel!r}")
@@ -169,11 +176,8 @@ def gp_log_marginal_likelihood(X, y, theta, *, kernel: str = "matern52", prior: 
     grad : (d + 2,) ndarray
     """
     kind = _kind(kernel)
-    X = _as_matrix(X, "X")
+    X, y = _training_data(X, y)
     n, d = X.shape
-    if n == 0:
-        raise ValueError("X has no rows")
-    y = _as_vector(y, "y", n)
     theta = _as_vector(theta, "theta", d + 2)
     with blas_single_thread():
         val, grad, _ = _gp.lml_grad(X, y, theta, kind, n_threads)
@@ -223,11 +227,8 @@ def gp_fit(X, y, *, kernel: str = "matern52", theta0=None, n_restarts: int = 2,
         OpenMP threads.
     """
     kind = _kind(kernel)
-    X = _as_matrix(X, "X")
+    X, y = _training_data(X, y)
     n, d = X.shape
-    if n == 0:
-        raise ValueError("X has no rows")
-    y = _as_vector(y, "y", n)
     if isinstance(n_restarts, bool) or not isinstance(n_restarts, (int, np.integer)) or n_restarts < 0:
         raise ValueError(f"n_restarts must be an int >= 0, got {n_restarts!r}")
     if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
