@@ -276,6 +276,30 @@ def test_fast_paths_equal_general_path_on_large_sets(m):
     assert np.array_equal(_g.lex_order(F), np.lexsort(F.T[::-1]))
 
 
+def test_three_objective_sort_across_bit_set_words_with_ties():
+    # several 64-rank words per front, exact duplicates, ties in every objective, -0.0
+    rng = np.random.default_rng(33)
+    for trial in range(30):
+        n = int(rng.integers(65, 700))
+        F = rng.integers(0, int(rng.integers(2, 9)), (n, 3)).astype(float)
+        F[rng.random(n) < 0.15] = F[int(rng.integers(n))]
+        if trial % 2:
+            F[F == 0.0] = -0.0
+        assert np.array_equal(nondominated_sort(F), brute_ranks(F))
+
+
+def test_nondominated_sort_from_many_threads_at_once():
+    # the kept scratch block goes to one call at a time; the others get their own
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(34)
+    sets = [rng.random((int(rng.integers(1000, 4000)), m)) for m in (2, 3, 4, 3, 2, 3) * 3]
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(nondominated_sort, sets))
+    for F, r in zip(sets, got):
+        assert np.array_equal(r, _g.nondominated_sort_ens(F))
+
+
 def test_nsga2_rank_order_and_known_front():
     # points on the line x + y = 1 are all non-dominated; the rest are dominated
     t = np.linspace(0, 1, 11)

@@ -762,14 +762,15 @@ cdef void _lex_order(const double* f, Py_ssize_t m, Py_ssize_t n, int64_t* idx, 
     cdef int64_t* sw
     cdef uint64_t* kw
     cdef uint64_t key
-    for i in range(n):
-        idx[i] = i
-        keys[i] = _dkey(f[i * m])
     if count == NULL:               # no memory for the histograms: merge sort it all
+        for i in range(n):
+            idx[i] = i
         _lexsort(f, m, idx, tmp, n)
         return
     for i in range(n):
-        key = keys[i]
+        idx[i] = i
+        key = _dkey(f[i * m])
+        keys[i] = key
         count[(key >> 31) & 2047] += 1
         count[2048 + ((key >> 42) & 2047)] += 1
         count[4096 + (key >> 53)] += 1
@@ -866,57 +867,24 @@ cdef extern from *:
     int hp_lsb(uint64_t x) noexcept nogil
 
 
-cdef inline Py_ssize_t _bits_pred(const uint64_t* bits, const uint64_t* summ,
-                                  Py_ssize_t r) noexcept nogil:
-    """Largest member <= r of a two-level bit set (-1 if none)."""
-    cdef Py_ssize_t w = r >> 6, s
-    cdef uint64_t m
-    if r < 0:
-        return -1
-    m = bits[w] & (((<uint64_t>2) << (r & 63)) - 1)
-    if m:
-        return (w << 6) + hp_msb(m)
-    s = w - 1                                   # last nonempty word before w
-    if s < 0:
-        return -1
-    w = s >> 6
-    m = summ[w] & (((<uint64_t>2) << (s & 63)) - 1)
-    while not m:
-        w -= 1
-        if w < 0:
-            return -1
-        m = summ[w]
-    s = (w << 6) + hp_msb(m)
-    return (s << 6) + hp_msb(bits[s])
+cdef struct _Word:
+    uint64_t bits       # members of a front among 64 consecutive f2 ranks
+    double below        # least f3 of the front's members in the words before
 
 
-cdef inline Py_ssize_t _bits_succ(const uint64_t* bits, const uint64_t* summ, Py_ssize_t r,
-                                  Py_ssize_t nw) noexcept nogil:
-    """Smallest member > r of a two-level bit set over nw words (-1 if none)."""
-    cdef Py_ssize_t w, s, ns = (nw + 63) >> 6
-    cdef uint64_t m
-    r += 1
-    w = r >> 6
-    if w >= nw:
-        return -1
-    m = bits[w] & ~((((<uint64_t>1) << (r & 63))) - 1)
-    if m:
-        return (w << 6) + hp_lsb(m)
-    s = w + 1                                   # first nonempty word after w
-    if s >= nw:
-        return -1
-    w = s >> 6
-    m = summ[w] & ~((((<uint64_t>1) << (s & 63))) - 1)
-    while not m:
-        w += 1
-        if w >= ns:
-            return -1
-        m = summ[w]
-    s = (w << 6) + hp_lsb(m)
-    return (s << 6) + hp_lsb(bits[s])
+cdef inline bint _block_dom(const _Word* front, const double* g3, Py_ssize_t rp,
+                            double p3) noexcept nogil:
+    """A front dominates the (distinct) point of f2 rank rp and third objective p3: some
+    member with a smaller f2 rank has f3 <= p3.  Members in the words before p's are
+    summed up by ``below``; within p's word, the nearest member below p has the least
+    f3 there (the word is a staircase).  Branch-free."""
+    cdef const _Word* wd = &front[rp >> 6]
+    cdef uint64_t m = wd.bits & (((<uint64_t>1) << (rp & 63)) - 1)
+    cdef double u = g3[((rp >> 6) << 6) + hp_msb(m | 1)]
+    return (wd.below <= p3) | ((m != 0) & (u <= p3))
 
 
-cdef Py_ssize_t _nds_bits_budget = <Py_ssize_t>64 << 20     # bytes of front bit sets
+cdef Py_ssize_t _nds_bits_budget = <Py_ssize_t>64 << 20     # bytes of per-front tables
 
 
 def _set_nds_bits_budget(Py_ssize_t nbytes):
@@ -929,97 +897,117 @@ def _set_nds_bits_budget(Py_ssize_t nbytes):
 
 
 cdef Py_ssize_t _nds_3d_bits(const double* f, const int64_t* order, int64_t* rank,
-                             Py_ssize_t n, int64_t* tmp, uint64_t* keys,
-                             uint64_t* ktmp) noexcept nogil:
-    """Three objectives, each front's staircase as a bit set over the f2 ranks.
+                             Py_ssize_t n, int64_t* tmp, uint64_t* keys, uint64_t* ktmp,
+                             double* g3, int64_t* byr, int64_t* r2) noexcept nogil:
+    """Three objectives, fronts as bit sets over the f2 ranks.
 
-    Points come in lexicographic order, so an earlier point q dominates p iff q's
-    (f2, f3) is <= p's and q != p.  Every point gets its rank r2 in the order of
-    (f2, lexicographic position); a front's staircase (members not covered in (f2, f3)
-    by a later member; f3 decreases as r2 grows) is a two-level bit set over r2, so
-    "front k dominates p" is one predecessor query (the member with the largest r2 below
-    p's must have f3 <= p3 and differ from p).  Fronts are found by binary search, as
-    the fronts dominating p form a prefix.  Returns the number of fronts, -1 if out of
-    memory, -2 if the bit sets would take too much memory (the caller then uses
+    Points come in lexicographic order; a copy of the previous point shares its front,
+    so every point placed is distinct from those before it, and an earlier point q
+    dominates p iff q's f2 rank is below p's and q3 <= p3.  Every point gets its rank
+    r2 in the order of (f2, lexicographic position).  Front k is a bit set over r2 plus,
+    per 64-rank word, the least f3 of its members in the words before; inside a word,
+    members covered by a later one are dropped, so the nearest member below p has the
+    least f3 there.  "Front k dominates p" is then one word, one bit scan and two loads.
+    Fronts are found by binary search (the fronts dominating p form a prefix); the
+    searches of a batch of points run in lockstep as in ``_nds_2d``.
+
+    Scratch (n entries each): g3, byr, r2.  Returns the number of fronts, -1 if out of
+    memory, -2 if the tables would take too much memory (the caller then uses
     ``_nds_3d``)."""
-    cdef Py_ssize_t nw = (n + 63) >> 6, ns = (nw + 63) >> 6
-    cdef Py_ssize_t i, k, lo, hi, mid, q, rp, nf = 0, budget
-    cdef double p1, p2, p3
-    cdef double* f2l = <double*>calloc(n, sizeof(double))
-    cdef double* g1 = <double*>malloc(n * sizeof(double))
-    cdef double* g2 = <double*>malloc(n * sizeof(double))
-    cdef double* g3 = <double*>malloc(n * sizeof(double))
-    cdef int64_t* byr = <int64_t*>malloc(n * sizeof(int64_t))
-    cdef int64_t* r2 = <int64_t*>malloc(n * sizeof(int64_t))
-    cdef uint64_t** bits = <uint64_t**>malloc(n * sizeof(uint64_t*))
-    cdef uint64_t** summ = <uint64_t**>malloc(n * sizeof(uint64_t*))
+    cdef Py_ssize_t nw = (n + 63) >> 6
+    cdef Py_ssize_t i, j, k, nb, start, hi, mid, q, rp, w, cap = 16, nf = 0, budget
+    cdef double p3
+    cdef const double* fp
+    cdef const double* fq
+    cdef _Word* table                                   # front k: table[k * nw : (k + 1) * nw]
+    cdef _Word* grown
+    cdef _Word* fk
+    cdef uint64_t m
     cdef int err = 0
-    cdef int64_t o
-    budget = _nds_bits_budget // ((nw + ns) * 8)            # fronts within the budget
-    if f2l == NULL or g1 == NULL or g2 == NULL or g3 == NULL or byr == NULL or r2 == NULL \
-            or bits == NULL or summ == NULL:
-        err = -1
-    else:
-        for i in range(n):
-            f2l[i] = f[3 * order[i] + 1]
-        _lex_order(f2l, 1, n, byr, tmp, keys, ktmp)        # lex positions by (f2, position)
-        for q in range(n):
-            i = byr[q]
-            r2[i] = q
-            o = order[i]
-            g1[q] = f[3 * o]
-            g2[q] = f[3 * o + 1]
-            g3[q] = f[3 * o + 2]
-        for i in range(n):
-            rp = r2[i]
-            p1 = g1[rp]
-            p2 = g2[rp]
-            p3 = g3[rp]
-            lo = 0
+    cdef Py_ssize_t at[_BATCH]
+    cdef Py_ssize_t rpv[_BATCH]
+    cdef double p3v[_BATCH]
+    budget = _nds_bits_budget // (nw * sizeof(_Word))   # fronts within the budget
+    if cap > n:
+        cap = n
+    table = <_Word*>malloc(cap * nw * sizeof(_Word))
+    if table == NULL:
+        return -1
+    for i in range(n):                                  # f2 in lexicographic order
+        g3[i] = f[3 * order[i] + 1]
+    _lex_order(g3, 1, n, byr, tmp, keys, ktmp)          # lex positions by (f2, position)
+    for q in range(n):
+        i = byr[q]
+        r2[i] = q
+        g3[q] = f[3 * order[i] + 2]
+    start = 0
+    while start < n and not err:
+        nb = n - start
+        if nb > _BATCH:
+            nb = _BATCH
+        for j in range(nb):
+            at[j] = 0
+            rpv[j] = r2[start + j]
+            p3v[j] = g3[rpv[j]]
+        if nf > 0:                                      # stale searches, in lockstep
             hi = nf
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                q = _bits_pred(bits[mid], summ[mid], rp - 1)
-                if q >= 0 and g3[q] <= p3 and (g3[q] != p3 or g2[q] != p2 or g1[q] != p1):
-                    lo = mid + 1
-                else:
-                    hi = mid
-            k = lo
+            while hi > 1:
+                mid = hi >> 1
+                for j in range(nb):
+                    k = at[j] + mid
+                    at[j] += mid * _block_dom(&table[k * nw], g3, rpv[j], p3v[j])
+                hi -= mid
+            for j in range(nb):
+                at[j] += _block_dom(&table[at[j] * nw], g3, rpv[j], p3v[j])
+        for j in range(nb):
+            i = start + j
+            fp = &f[3 * order[i]]
+            if i > 0:
+                fq = &f[3 * order[i - 1]]
+                if fp[0] == fq[0] and fp[1] == fq[1] and fp[2] == fq[2]:
+                    rank[order[i]] = rank[order[i - 1]]
+                    continue
+            rp = rpv[j]
+            p3 = p3v[j]
+            k = at[j]
+            while k < nf and _block_dom(&table[k * nw], g3, rp, p3):
+                k += 1
             rank[order[i]] = k
             if k == nf:
                 if nf >= budget:
                     err = -2
                     break
-                bits[k] = <uint64_t*>calloc(nw, sizeof(uint64_t))
-                summ[k] = <uint64_t*>calloc(ns, sizeof(uint64_t))
+                if nf == cap:
+                    cap = 2 * cap if 2 * cap < n else n
+                    grown = <_Word*>realloc(table, cap * nw * sizeof(_Word))
+                    if grown == NULL:
+                        err = -1
+                        break
+                    table = grown
+                fk = &table[k * nw]
+                for w in range(nw):
+                    fk[w].bits = 0
+                    fk[w].below = INFINITY
                 nf += 1
-                if bits[k] == NULL or summ[k] == NULL:
-                    err = -1
+            fk = &table[k * nw]
+            # add p; drop the members after it in its word that it covers (f3 >= p3:
+            # they form a prefix of those members, the word being a staircase)
+            w = rp >> 6
+            fk[w].bits |= (<uint64_t>1) << (rp & 63)
+            m = fk[w].bits & ~(((<uint64_t>2) << (rp & 63)) - 1)
+            while m:
+                q = (w << 6) + hp_lsb(m)
+                if g3[q] < p3:
                     break
-            else:
-                q = _bits_pred(bits[k], summ[k], rp - 1)
-                if q >= 0 and g3[q] == p3 and g2[q] == p2 and g1[q] == p1:
-                    continue                    # an equal point is there already
-            # add p, then drop the members it covers: the next ones with f3 >= p3
-            bits[k][rp >> 6] |= (<uint64_t>1) << (rp & 63)
-            summ[k][rp >> 12] |= (<uint64_t>1) << ((rp >> 6) & 63)
-            q = _bits_succ(bits[k], summ[k], rp, nw)
-            while q >= 0 and g3[q] >= p3:
-                bits[k][q >> 6] &= ~((<uint64_t>1) << (q & 63))
-                if bits[k][q >> 6] == 0:
-                    summ[k][q >> 12] &= ~((<uint64_t>1) << ((q >> 6) & 63))
-                q = _bits_succ(bits[k], summ[k], q, nw)
-    for k in range(nf):
-        free(bits[k])
-        free(summ[k])
-    free(bits)
-    free(summ)
-    free(f2l)
-    free(g1)
-    free(g2)
-    free(g3)
-    free(byr)
-    free(r2)
+                fk[w].bits &= ~((<uint64_t>1) << (q & 63))
+                m &= m - 1
+            # p lowers the least f3 before every later word, up to one already lower
+            w += 1
+            while w < nw and fk[w].below > p3:
+                fk[w].below = p3
+                w += 1
+        start += nb
+    free(table)
     return err if err else nf
 
 
@@ -1123,44 +1111,76 @@ cdef inline bint _stair_dominated(const double* s0, const double* s1, const doub
     return (q >= 0) & (s2[r] <= p2) & ((s0[r] != p0) | (s1[r] != p1) | (s2[r] != p2))
 
 
+# One scratch block is kept between calls: a sort of 10,000 points needs about 0.7 MB of
+# scratch, and fresh pages for it cost more than a third of the sort (page faults).
+cdef char* _scratch = NULL
+cdef size_t _scratch_bytes = 0
+cdef bint _scratch_busy = False
+cdef size_t _SCRATCH_KEEP = <size_t>64 << 20       # larger blocks are freed after use
+
+
+cdef char* _scratch_take(size_t nbytes, bint* own):
+    """Scratch of nbytes: the kept block if no other call holds it (the GIL makes the
+    check atomic), else a private one (own = True).  NULL if out of memory."""
+    global _scratch, _scratch_bytes, _scratch_busy
+    if _scratch_busy:
+        own[0] = True
+        return <char*>malloc(nbytes)
+    own[0] = False
+    if _scratch_bytes < nbytes:
+        free(_scratch)
+        _scratch = <char*>malloc(nbytes)
+        _scratch_bytes = nbytes if _scratch != NULL else 0
+        if _scratch == NULL:
+            return NULL
+    _scratch_busy = True
+    return _scratch
+
+
+cdef void _scratch_give(char* block, bint own):
+    global _scratch, _scratch_bytes, _scratch_busy
+    if own:
+        free(block)
+        return
+    _scratch_busy = False
+    if _scratch_bytes > _SCRATCH_KEEP:
+        free(_scratch)
+        _scratch = NULL
+        _scratch_bytes = 0
+
+
 def nondominated_sort(const double[:, ::1] F):
     """Front index (0 = non-dominated) of every row of ``F`` (minimization)."""
     cdef Py_ssize_t n = F.shape[0], m = F.shape[1], nf = 0
     rank = np.zeros(n, dtype=np.int64)
     if n == 0:
         return rank
-    order = np.empty(n, dtype=np.int64)
-    tmp = np.empty(n, dtype=np.int64)
-    keys = np.empty(n, dtype=np.uint64)
-    ktmp = np.empty(n, dtype=np.uint64)
     cdef int64_t[::1] r = rank
-    cdef int64_t[::1] o = order
-    cdef int64_t[::1] t = tmp
-    cdef uint64_t[::1] ks = keys
-    cdef uint64_t[::1] kt = ktmp
-    cdef double[::1] l1, l2
-    cdef int64_t[::1] hd
+    cdef bint own
+    cdef char* block = _scratch_take(7 * n * sizeof(int64_t), &own)
+    if block == NULL:
+        raise MemoryError("nondominated_sort: out of memory")
+    cdef int64_t* o = <int64_t*>block                 # lexicographic order
+    cdef int64_t* t = o + n
+    cdef uint64_t* ks = <uint64_t*>(o + 2 * n)
+    cdef uint64_t* kt = <uint64_t*>(o + 3 * n)
+    cdef double* extra = <double*>(o + 4 * n)          # 3n entries for the m-specific paths
     with nogil:
-        _lex_order(&F[0, 0], m, n, &o[0], &t[0], &ks[0], &kt[0])
-    if m == 1:
-        with nogil:
-            _rank_1d(&F[0, 0], &o[0], &r[0], n)
-    elif m == 2:
-        l1 = np.empty(n, dtype=np.float64)
-        l2 = np.empty(n, dtype=np.float64)
-        with nogil:
-            _nds_2d(&F[0, 0], &o[0], &r[0], n, &l1[0], &l2[0])
-    elif m == 3:
-        with nogil:
-            nf = _nds_3d_bits(&F[0, 0], &o[0], &r[0], n, &t[0], &ks[0], &kt[0])
+        _lex_order(&F[0, 0], m, n, o, t, ks, kt)
+        if m == 1:
+            _rank_1d(&F[0, 0], o, &r[0], n)
+        elif m == 2:
+            _nds_2d(&F[0, 0], o, &r[0], n, extra, extra + n)
+        elif m == 3:
+            nf = _nds_3d_bits(&F[0, 0], o, &r[0], n, t, ks, kt, extra,
+                              <int64_t*>(extra + n), <int64_t*>(extra + 2 * n))
             if nf == -2:
-                nf = _nds_3d(&F[0, 0], &o[0], &r[0], n)
-        if nf < 0:
-            raise MemoryError("nondominated_sort: out of memory")
-    else:
-        hd = np.empty(n, dtype=np.int64)
-        with nogil:
-            _nds_ens(&F[0, 0], m, &o[0], &r[0], n, &hd[0], &t[0])
+                nf = _nds_3d(&F[0, 0], o, &r[0], n)
+        else:
+            _nds_ens(&F[0, 0], m, o, &r[0], n, <int64_t*>extra, t)
+    _scratch_give(block, own)
+    if nf < 0:
+        raise MemoryError("nondominated_sort: out of memory")
     return rank
 
 
@@ -1171,20 +1191,13 @@ def nondominated_sort_ens(const double[:, ::1] F):
     rank = np.zeros(n, dtype=np.int64)
     if n == 0:
         return rank
-    order = np.empty(n, dtype=np.int64)
-    tmp = np.empty(n, dtype=np.int64)
-    keys = np.empty(n, dtype=np.uint64)
-    ktmp = np.empty(n, dtype=np.uint64)
-    hd = np.empty(n, dtype=np.int64)
+    work = np.empty((5, n), dtype=np.int64)
+    cdef int64_t[:, ::1] wk = work
     cdef int64_t[::1] r = rank
-    cdef int64_t[::1] o = order
-    cdef int64_t[::1] t = tmp
-    cdef uint64_t[::1] ks = keys
-    cdef uint64_t[::1] kt = ktmp
-    cdef int64_t[::1] h = hd
     with nogil:
-        _lex_order(&F[0, 0], m, n, &o[0], &t[0], &ks[0], &kt[0])
-        _nds_ens(&F[0, 0], m, &o[0], &r[0], n, &h[0], &t[0])
+        _lex_order(&F[0, 0], m, n, &wk[0, 0], &wk[1, 0], <uint64_t*>&wk[2, 0],
+                   <uint64_t*>&wk[3, 0])
+        _nds_ens(&F[0, 0], m, &wk[0, 0], &r[0], n, &wk[4, 0], &wk[1, 0])
     return rank
 
 

@@ -408,8 +408,9 @@ def nondominated_sort(F: Any) -> np.ndarray:
     """Pareto front index of every point (0 = non-dominated), all objectives minimized.
 
     Points are taken in lexicographic order (radix sort); two objectives use an
-    O(N log N) sweep, three a per-front staircase with binary searches, more the
-    ENS-BS algorithm (Zhang et al. 2015).  Duplicates share a front.
+    O(N log N) sweep, three per-front bit sets over the second objective's ranks with
+    batched binary searches over the fronts, more the ENS-BS algorithm (Zhang et al.
+    2015).  Duplicates share a front.
 
     Parameters
     ----------
