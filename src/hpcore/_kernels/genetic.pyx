@@ -183,19 +183,21 @@ cdef enum:
     _SBX_BLOCK = 64
 
 
-cdef inline double _sbx_alpha(double beta, double e1, int ie) noexcept nogil:
-    """2 - beta ** -(eta + 1): by squaring when eta + 1 is a small integer (ie >= 0)."""
-    if ie >= 0:
-        return 2.0 - 1.0 / _ipow(beta, ie)
-    return 2.0 - exp(-e1 * log(beta))
-
-
-cdef inline void _sbx_base(double alpha, double u, double inv_e1, double* s,
-                           double* g) noexcept nogil:
-    # beta_q = (u alpha) ** (1/(eta+1)) if u <= 1/alpha, else (2 - u alpha) ** (-1/(eta+1))
-    cdef double t = u * alpha
-    s[0] = t if t <= 1.0 else 2.0 - t
-    g[0] = inv_e1 if t <= 1.0 else -inv_e1
+cdef inline void _finish_row(const double* p, double* c, const double* lo, const double* hi,
+                             const unsigned char* isint, Py_ssize_t n) noexcept nogil:
+    """c[j] = _finish(p[j], ...) for j < n; ``isint`` NULL when no gene is an integer
+    (then a straight clip loop, which vectorizes: min/max as the compiler emits them
+    keep _finish's result bit for bit)."""
+    cdef Py_ssize_t j
+    cdef double v
+    if isint == NULL:
+        for j in range(n):
+            v = p[j]
+            v = lo[j] if v < lo[j] else v
+            c[j] = hi[j] if v > hi[j] else v
+    else:
+        for j in range(n):
+            c[j] = _finish(p[j], lo[j], hi[j], isint[j])
 
 
 cdef void _sbx_pair(const double* p1, const double* p2, double* c1, double* c2,
@@ -205,29 +207,36 @@ cdef void _sbx_pair(const double* p1, const double* p2, double* c1, double* c2,
     """One draw decides whether the pair crosses; then one 64-bit draw per gene gives
     its Bernoulli(prob_var) decision (top 31 bits), the swap (bit 32) and the uniform u
     (low 32 bits, midpoint of its cell).  The genes that cross are gathered first
-    (branch-free), so the arithmetic runs without unpredictable branches."""
+    (branch-free), so the arithmetic runs as straight loops over small arrays: the
+    lower-side values of the block's ``n`` crossing genes in ``[0, n)`` of the work
+    arrays, the upper-side ones in ``[n, 2n)``.  ``isint`` is NULL when no gene is an
+    integer."""
     cdef Rng r
-    cdef Py_ssize_t j, j0, j1, k, n
+    cdef Py_ssize_t j, j0, j1, k, n, n2
     cdef uint64_t x
-    cdef double y1, y2, u, inv, e1 = eta + 1.0, inv_e1 = 1.0 / (eta + 1.0)
-    cdef double a, b, s, t
+    cdef double y1, y2, a, b, t, e1 = eta + 1.0, inv_e1 = 1.0 / (eta + 1.0)
     cdef int ie = <int>e1 if (e1 == floor(e1) and eta <= 63.0) else -1
     cdef int nsq = 0, q
     cdef uint64_t thr = <uint64_t>(prob_var * 2147483648.0)    # prob_var * 2**31
+    cdef double* dst[2]
+    cdef const unsigned char* ib
     cdef int idx[_SBX_BLOCK]
     cdef uint64_t bits[_SBX_BLOCK]
+    cdef double sm[_SBX_BLOCK]          # y1 + y2
+    cdef double dv[2 * _SBX_BLOCK]      # y2 - y1, twice
+    cdef double uv[2 * _SBX_BLOCK]      # u, twice
     cdef double sv[2 * _SBX_BLOCK]
     cdef double gv[2 * _SBX_BLOCK]
-    cdef double uv[_SBX_BLOCK]
     if ie >= 2 and (ie & (ie - 1)) == 0:
         while (1 << nsq) < ie:
             nsq += 1
     rng_init(&r, seed, stream)
     if not (rng_uniform(&r) < prob):
-        for j in range(d):
-            c1[j] = _finish(p1[j], lo[j], hi[j], isint[j])
-            c2[j] = _finish(p2[j], lo[j], hi[j], isint[j])
+        _finish_row(p1, c1, lo, hi, isint, d)
+        _finish_row(p2, c2, lo, hi, isint, d)
         return
+    dst[0] = c1
+    dst[1] = c2
     j0 = 0
     while j0 < d:
         j1 = j0 + _SBX_BLOCK
@@ -236,75 +245,108 @@ cdef void _sbx_pair(const double* p1, const double* p2, double* c1, double* c2,
         n = 0
         for j in range(j0, j1):
             x = rng_next(&r)
-            a = p1[j]
-            b = p2[j]
-            c1[j] = a
-            c2[j] = b
             idx[n] = <int>j
             bits[n] = x
-            n += ((x >> 33) < thr) & (fabs(a - b) > _EPS)
-        # spread factors of the crossing genes, stage by stage over small arrays so that
-        # each stage is a straight loop (no calls or branches where eta + 1 is an integer)
+            n += ((x >> 33) < thr) & (fabs(p1[j] - p2[j]) > _EPS)
+        # every gene as its parent's; the crossing ones are overwritten below
+        ib = NULL
+        if isint != NULL:
+            ib = isint + j0
+        _finish_row(p1 + j0, c1 + j0, lo + j0, hi + j0, ib, j1 - j0)
+        _finish_row(p2 + j0, c2 + j0, lo + j0, hi + j0, ib, j1 - j0)
+        if n == 0:
+            j0 = j1
+            continue
+        n2 = 2 * n
+        # beta = 1 + 2 (y1 - lo) / (y2 - y1) = ((y1 - lo) + (y2 - lo)) / (y2 - y1) on the
+        # lower side, ((hi - y1) + (hi - y2)) / (y2 - y1) on the upper one: one division
+        # gives 1 / beta in (0, 1]
         for k in range(n):
             j = idx[k]
             a = p1[j]
             b = p2[j]
             y1 = a if a < b else b
             y2 = b if a < b else a
-            inv = 1.0 / (y2 - y1)
-            sv[2 * k] = 1.0 + 2.0 * (y1 - lo[j]) * inv           # beta, lower side
-            sv[2 * k + 1] = 1.0 + 2.0 * (hi[j] - y2) * inv       # beta, upper side
-            uv[k] = (<double>(bits[k] & <uint64_t>0xFFFFFFFFU) + 0.5) * (1.0 / 4294967296.0)
-        if ie >= 0:                                              # beta ** (eta + 1)
-            for k in range(2 * n):
+            sm[k] = y1 + y2
+            dv[k] = y2 - y1
+            dv[n + k] = y2 - y1
+            sv[k] = (y1 - lo[j]) + (y2 - lo[j])
+            sv[n + k] = (hi[j] - y1) + (hi[j] - y2)
+            t = (<double>(bits[k] & <uint64_t>0xFFFFFFFFU) + 0.5) * (1.0 / 4294967296.0)
+            uv[k] = t
+            uv[n + k] = t
+        if nsq > 0:                     # beta ** -(eta + 1), eta + 1 = 2**nsq
+            for k in range(n2):
+                gv[k] = dv[k] / sv[k]
+            for q in range(nsq):
+                for k in range(n2):
+                    gv[k] *= gv[k]
+        elif ie >= 0:                   # by squaring
+            for k in range(n2):
+                sv[k] = dv[k] / sv[k]
                 gv[k] = 1.0
             q = ie
             while q:
                 if q & 1:
-                    for k in range(2 * n):
+                    for k in range(n2):
                         gv[k] *= sv[k]
                 q >>= 1
                 if q:
-                    for k in range(2 * n):
+                    for k in range(n2):
                         sv[k] *= sv[k]
-            for k in range(2 * n):
-                gv[k] = 1.0 / gv[k]
         else:
-            for k in range(2 * n):
-                gv[k] = exp(-e1 * log(sv[k]))
+            for k in range(n2):
+                sv[k] = dv[k] / sv[k]
+            for k in range(n2):
+                gv[k] = exp(e1 * log(sv[k]))
         # alpha = 2 - beta ** -(eta + 1); beta_q = (u alpha) ** (1/(eta+1)) if u alpha <= 1,
-        # else (2 - u alpha) ** (-1/(eta+1)); the base is >= 2**-33
-        for k in range(2 * n):
-            t = uv[k >> 1] * (2.0 - gv[k])
-            sv[k] = t if t <= 1.0 else 2.0 - t
-            gv[k] = inv_e1 if t <= 1.0 else -inv_e1
+        # else (1 / (2 - u alpha)) ** (1/(eta+1)); 2 - u alpha >= 2**-33
         if nsq > 0:         # 1/(eta+1) = 2**-nsq: repeated square roots (exact steps)
+            # two loops, so that the division is not put under a branch (2 - t > 0)
+            for k in range(n2):
+                gv[k] = uv[k] * (2.0 - gv[k])
+                sv[k] = 1.0 / (2.0 - gv[k])
+            for k in range(n2):
+                sv[k] = gv[k] if gv[k] <= 1.0 else sv[k]
             for q in range(nsq):
-                hp_sqrt_n(sv, 2 * n)
-            for k in range(2 * n):
-                sv[k] = sv[k] if gv[k] > 0.0 else 1.0 / sv[k]
+                hp_sqrt_n(sv, n2)
         else:
-            for k in range(2 * n):
-                sv[k] = exp(gv[k] * log(sv[k]))
+            for k in range(n2):
+                t = uv[k] * (2.0 - gv[k])
+                sv[k] = exp((inv_e1 if t <= 1.0 else -inv_e1) * log(t if t <= 1.0 else 2.0 - t))
+        # children 0.5 ((y1 + y2) -+ beta_q (y2 - y1)), swapped by bit 32
         for k in range(n):
-            j = idx[k]
-            x = bits[k]
-            a = p1[j]
-            b = p2[j]
-            y1 = a if a < b else b
-            y2 = b if a < b else a
-            a = 0.5 * ((y1 + y2) - sv[2 * k] * (y2 - y1))
-            b = 0.5 * ((y1 + y2) + sv[2 * k + 1] * (y2 - y1))
-            s = a
-            if (x >> 32) & 1:
-                a = b
-                b = s
-            c1[j] = a
-            c2[j] = b
-        for j in range(j0, j1):
-            c1[j] = _finish(c1[j], lo[j], hi[j], isint[j])
-            c2[j] = _finish(c2[j], lo[j], hi[j], isint[j])
+            sv[k] = 0.5 * (sm[k] - sv[k] * dv[k])
+            sv[n + k] = 0.5 * (sm[k] + sv[n + k] * dv[k])
+        if isint == NULL:
+            for k in range(n):
+                j = idx[k]
+                q = <int>((bits[k] >> 32) & 1)
+                a = sv[k]
+                b = sv[n + k]
+                a = lo[j] if a < lo[j] else a
+                a = hi[j] if a > hi[j] else a
+                b = lo[j] if b < lo[j] else b
+                b = hi[j] if b > hi[j] else b
+                dst[q][j] = a
+                dst[q ^ 1][j] = b
+        else:
+            for k in range(n):
+                j = idx[k]
+                q = <int>((bits[k] >> 32) & 1)
+                dst[q][j] = _finish(sv[k], lo[j], hi[j], isint[j])
+                dst[q ^ 1][j] = _finish(sv[n + k], lo[j], hi[j], isint[j])
         j0 = j1
+
+
+cdef inline const unsigned char* _int_mask_or_null(const unsigned char* isint,
+                                                    Py_ssize_t d) noexcept nogil:
+    """``isint``, or NULL when no gene is an integer (the kernels' fast path)."""
+    cdef Py_ssize_t j
+    for j in range(d):
+        if isint[j]:
+            return isint
+    return NULL
 
 
 def sbx_crossover(const double[:, ::1] pa, const double[:, ::1] pb,
@@ -321,10 +363,12 @@ def sbx_crossover(const double[:, ::1] pa, const double[:, ::1] pb,
     cdef double[:, ::1] a = ca
     cdef double[:, ::1] b = cb
     cdef int nt = effective_n_threads(n_threads)
+    cdef const unsigned char* im
     if m == 0 or d == 0:
         return ca, cb
+    im = _int_mask_or_null(&integer[0], d)
     for i in prange(m, nogil=True, schedule="static", num_threads=nt):
-        _sbx_pair(&pa[i, 0], &pb[i, 0], &a[i, 0], &b[i, 0], &lower[0], &upper[0], &integer[0],
+        _sbx_pair(&pa[i, 0], &pb[i, 0], &a[i, 0], &b[i, 0], &lower[0], &upper[0], im,
                   d, eta, prob, prob_var, seed, stream_offset + <uint64_t>i)
     return ca, cb
 
@@ -358,20 +402,27 @@ def sbx_crossover_indexed(const double[:, ::1] X, const int64_t[:, ::1] pairs,
         out = np.empty((2 * m, d), dtype=np.float64)
     cdef double[:, ::1] o = out
     cdef int nt = effective_n_threads(n_threads)
+    cdef const unsigned char* im
+    cdef double[::1] cut
+    cdef double log_q = _log_q(pm_prob_var)
     if m == 0 or d == 0:
         return out
+    im = _int_mask_or_null(&integer[0], d)
+    cut = _pm_cut_table(d, pm_prob_var)
     for i in prange(m, nogil=True, schedule="static", num_threads=nt):
         if i + _AHEAD < m:      # the parents are random rows: fetch a few pairs ahead
             _prefetch_row(&X[pairs[i + _AHEAD, 0], 0], d)
             _prefetch_row(&X[pairs[i + _AHEAD, 1], 0], d)
         _sbx_pair(&X[pairs[i, 0], 0], &X[pairs[i, 1], 0], &o[i, 0], &o[m + i, 0], &lower[0],
-                  &upper[0], &integer[0], d, eta, prob, prob_var, seed,
+                  &upper[0], im, d, eta, prob, prob_var, seed,
                   stream_offset + <uint64_t>i)
         if pm_prob_var > 0.0:
             _polynomial_row(&o[i, 0], &lower[0], &upper[0], &integer[0], d, pm_eta,
-                            pm_prob_var, pm_seed, pm_stream_offset + <uint64_t>i)
+                            pm_prob_var, log_q, &cut[0], pm_seed,
+                            pm_stream_offset + <uint64_t>i)
             _polynomial_row(&o[m + i, 0], &lower[0], &upper[0], &integer[0], d, pm_eta,
-                            pm_prob_var, pm_seed, pm_stream_offset + <uint64_t>(m + i))
+                            pm_prob_var, log_q, &cut[0], pm_seed,
+                            pm_stream_offset + <uint64_t>(m + i))
     return out
 
 
@@ -461,20 +512,58 @@ cdef inline double _pow_e1(double x, double e1, int ie) noexcept nogil:
     return exp(e1 * log(x))
 
 
+cdef inline Py_ssize_t _next_gene_cut(Rng* r, Py_ssize_t j, double log_q, double prob,
+                                       const double* cut, Py_ssize_t d) noexcept nogil:
+    """``_next_gene`` (the same draw, the same result while below ``d``), returning ``d``
+    without the log when ``1 - u < cut[d - 1 - j]``: see ``_pm_cut_table``."""
+    cdef double v, gap
+    if prob >= 1.0:
+        return j + 1
+    v = 1.0 - rng_uniform(r)
+    if v < cut[d - 1 - j]:
+        return d
+    gap = floor(log(v) / log_q)
+    if gap > 1e15:
+        gap = 1e15
+    return j + 1 + <Py_ssize_t>gap
+
+
+cdef object _pm_cut_table(Py_ssize_t d, double prob_var):
+    """``cut[k] = (1 - prob_var) ** k * (1 - 1e-9)`` for ``k <= d``: ``1 - u`` below it
+    gives ``log(1 - u) / log(1 - prob_var) >= k`` (the margin is far above the rounding
+    of either side), a gap that reaches past the genome.  Zeros (never taken) unless
+    ``0 < prob_var < 1``."""
+    cut = np.zeros(d + 1, dtype=np.float64)
+    cdef double[::1] c = cut
+    cdef double log_q
+    cdef Py_ssize_t k
+    if 0.0 < prob_var < 1.0:
+        log_q = log1p(-prob_var)
+        for k in range(d + 1):
+            c[k] = exp(<double>k * log_q) * (1.0 - 1e-9)
+    return cut
+
+
+cdef inline double _log_q(double prob) noexcept nogil:
+    """log(1 - prob), the scale of ``_next_gene``'s geometric gaps (unused for prob >= 1)."""
+    return log1p(-prob) if prob < 1.0 else 0.0
+
+
 cdef void _polynomial_row(double* x, const double* lo, const double* hi,
                           const unsigned char* isint, Py_ssize_t d, double eta,
-                          double prob_var, uint64_t seed, uint64_t stream) noexcept nogil:
+                          double prob_var, double log_q, const double* cut, uint64_t seed,
+                          uint64_t stream) noexcept nogil:
+    """``log_q``: ``_log_q(prob_var)``; ``cut``: ``_pm_cut_table(d, prob_var)``."""
     cdef Rng r
     cdef Py_ssize_t j = -1
-    cdef double y, yl, yu, d1, d2, u, xy, val, dq, mpow = 1.0 / (eta + 1.0)
-    cdef double log_q = log1p(-prob_var) if prob_var < 1.0 else 0.0
+    cdef double y, yl, yu, u, xy, val, dq, mpow = 1.0 / (eta + 1.0)
     cdef double e1 = eta + 1.0
     cdef int ie = <int>e1 if (e1 == floor(e1) and eta <= 63.0) else -1
     if prob_var <= 0.0:
         return
     rng_init(&r, seed, stream)
     while True:
-        j = _next_gene(&r, j, log_q, prob_var)
+        j = _next_gene_cut(&r, j, log_q, prob_var, cut, d)
         if j >= d:
             break
         yl = lo[j]
@@ -482,16 +571,15 @@ cdef void _polynomial_row(double* x, const double* lo, const double* hi,
         if yu - yl <= 0.0:
             continue
         y = x[j]
-        d1 = (y - yl) / (yu - yl)
-        d2 = (yu - y) / (yu - yl)
         u = rng_uniform(&r)
-        # powers as in _sbx_alpha / _sbx_betaq (by squaring, or exp(y log x))
+        # the power by squaring (or exp(y log x)); delta_1 = (y - yl) / (yu - yl) below
+        # u = 1/2, delta_2 = (yu - y) / (yu - yl) above
         if u <= 0.5:
-            xy = 1.0 - d1
+            xy = 1.0 - (y - yl) / (yu - yl)
             val = 2.0 * u + (1.0 - 2.0 * u) * _pow_e1(xy, e1, ie)
             dq = exp(mpow * log(val)) - 1.0
         else:
-            xy = 1.0 - d2
+            xy = 1.0 - (yu - y) / (yu - yl)
             val = 2.0 * (1.0 - u) + 2.0 * (u - 0.5) * _pow_e1(xy, e1, ie)
             dq = 1.0 - exp(mpow * log(val))
         x[j] = _finish(y + dq * (yu - yl), yl, yu, isint[j])
@@ -506,9 +594,11 @@ def polynomial_mutation(double[:, ::1] x, const double[::1] lower, const double[
     cdef int nt = effective_n_threads(n_threads)
     if n == 0 or d == 0:
         return
+    cdef double[::1] cut = _pm_cut_table(d, prob_var)
+    cdef double log_q = _log_q(prob_var)
     for i in prange(n, nogil=True, schedule="static", num_threads=nt):
         _polynomial_row(&x[i, 0], &lower[0], &upper[0], &integer[0], d, eta, prob_var,
-                        seed, stream_offset + <uint64_t>i)
+                        log_q, &cut[0], seed, stream_offset + <uint64_t>i)
 
 
 cdef void _gaussian_row(double* x, const double* lo, const double* hi,
