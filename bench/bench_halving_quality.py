@@ -16,8 +16,8 @@ epochs in all; its best validation accuracy is ``S``).  Then each pruner runs
 * same configurations (informative, Hyperband only): the same number of trials as
   random search; epochs spent relative to ``E``.
 
-Usage: ``.venv/bin/python bench/bench_halving_quality.py [--seeds 5] [--model sgd|mlp]``;
-writes ``bench/results/halving_quality_<model>.json`` and ``.md``.
+Usage: ``.venv/bin/python bench/bench_halving_quality.py [--seeds 5] [--model sgd|mlp]
+[--tag SUFFIX]``; writes ``bench/results/halving_quality_<model><tag>.json`` and ``.md``.
 """
 from __future__ import annotations
 
@@ -133,6 +133,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--model", choices=["sgd", "mlp"], default="sgd")
+    ap.add_argument("--tag", default="",
+                    help="suffix of the result files (e.g. _10seeds), to keep several runs")
     ap.add_argument("--iterations", type=int, default=2,
                     help="Hyperband iterations' worth of trials (49 trials each for R=27, eta=3)")
     args = ap.parse_args()
@@ -183,7 +185,7 @@ def main() -> None:
            "summary_hyperband_same_configs": summary_same,
            "acceptance_hyperband_all_seeds": bool(accept)}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"halving_quality_{args.model}.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / f"halving_quality_{args.model}{args.tag}.json").write_text(json.dumps(out, indent=2))
     lines = [f"# Digits / {args.model}: best validation accuracy vs total epochs", "",
              f"Random search: {n_trials} trials x {MAX_EPOCHS} epochs per seed (seeds 0.."
              f"{args.seeds - 1}); pruners (eta={ETA}, resources 1..{MAX_EPOCHS}) start trials "
@@ -214,7 +216,7 @@ def main() -> None:
                                   f"{r['budget_matched'][m]['n_trials']}" for m in pruners) + " |")
     lines += ["", f"Acceptance (Hyperband, budget-matched, reaches random's best on every seed "
               f"with <= 1/3 of its epochs): {'HOLDS' if accept else 'DOES NOT HOLD'}", ""]
-    (RESULTS / f"halving_quality_{args.model}.md").write_text("\n".join(lines))
+    (RESULTS / f"halving_quality_{args.model}{args.tag}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
