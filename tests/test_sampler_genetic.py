@@ -114,6 +114,33 @@ def test_resumed_study_continues_the_same_population(tmp_path):
     assert [t.params for t in again.trials] == [t.params for t in ref.trials]
 
 
+def test_consecutive_trials_are_the_two_children_of_one_mating():
+    # NSGA-II / pymoo mating: trials 2m and 2m + 1 are the two children of one pair of
+    # parents.  With uniform crossover and no mutation they split the parents' genes, so
+    # their sum is the parents' sum (unless one was a copy of a member, re-bred alone).
+    sp = float_space(12)
+    sampler = hp.GeneticSampler(population_size=40, crossover="uniform", crossover_prob=1.0,
+                                mutation_prob=0.0, seed=3)
+    study = FakeStudy(sp)
+    pairs = matched = 0
+    for number in range(40 + 80):
+        params = sampler.sample(study, number)
+        study.add(number, params, [rastrigin(vec(params, 4))])
+        if number >= 40 and number % 2 == 1:
+            X, _ = sampler._population()        # no survival inside a mating
+            a = sampler._genome.encode(study._done[-2].params, np.zeros(12))
+            b = sampler._genome.encode(params, np.zeros(12))
+            sums = X[:, None, :] + X[None, :, :]
+            pairs += 1
+            matched += bool(np.isclose(sums, a + b, rtol=0, atol=1e-9).all(axis=2).any())
+    assert pairs == 40 and matched >= 34
+    # control: children of different matings do not sum to two members
+    X, _ = sampler._population()
+    a = sampler._genome.encode(study._done[-1].params, np.zeros(12))
+    b = sampler._genome.encode(study._done[-4].params, np.zeros(12))
+    assert not np.isclose(X[:, None, :] + X[None, :, :], a + b, rtol=0, atol=1e-9).all(axis=2).any()
+
+
 def test_population_is_bounded_and_updated_incrementally(monkeypatch):
     sp = float_space(2)
     sampler = hp.GeneticSampler(population_size=10, seed=0)

@@ -10,7 +10,9 @@ first ``population_size`` COMPLETE trials (in completion order) are generation 0
 every later COMPLETE trial joins an offspring pool, and each time the pool holds
 ``population_size`` individuals the next population is chosen from parents and pool
 (survival).  Asking never waits: a child is bred at once from the current population,
-so parallel workers never wait for a generation to end.  Trials are read
+so parallel workers never wait for a generation to end.  As in NSGA-II (and pymoo),
+a mating gives two children: trials ``2m`` and ``2m + 1`` are the complementary
+children of mating ``m`` (the same parents and crossover draws), each mutated on its own.  Trials are read
 incrementally (a cursor into ``study.completed_trials()``), so the cost of an ask does
 not grow with the number of finished trials, and a resumed study (a new ``Study`` on
 the same storage) rebuilds the same population.
@@ -392,24 +394,27 @@ class GeneticSampler(BaseSampler):
         X, key = self._population() if population is None else population
         g = self._genome
         s = self._seeds if retry == 0 else self._retry_seeds(retry)
+        # trials 2m and 2m + 1 are the two children of mating m, as in NSGA-II (a retry
+        # breeds a lone child of its own mating)
+        mating, side = (number // 2, number % 2) if retry == 0 else (number, 0)
         if population is not None or self._crowd is None:
-            par = _g.tournament_select(key, 2, self.tournament_size, s["select"], 2 * number, 1)
+            par = _g.tournament_select(key, 2, self.tournament_size, s["select"], 2 * mating, 1)
         else:
-            par = self._crowded_tournament(key, s["select"], number)
+            par = self._crowded_tournament(key, s["select"], mating)
         pa, pb = X[par[0]:par[0] + 1], X[par[1]:par[1] + 1]
         if self.crossover == "sbx":
-            child, _ = _g.sbx_crossover(pa, pb, g.lower, g.upper, g.int_mask, self.crossover_eta,
-                                        self.crossover_prob, 0.5, s["cross"], number, 1)
+            kids = _g.sbx_crossover(pa, pb, g.lower, g.upper, g.int_mask, self.crossover_eta,
+                                    self.crossover_prob, 0.5, s["cross"], mating, 1)
         elif self.crossover == "blend":
-            child, _ = _g.blend_crossover(pa, pb, g.lower, g.upper, g.int_mask, self.blend_alpha,
-                                          self.crossover_prob, s["cross"], number, 1)
+            kids = _g.blend_crossover(pa, pb, g.lower, g.upper, g.int_mask, self.blend_alpha,
+                                      self.crossover_prob, s["cross"], mating, 1)
         else:
-            child, _ = _g.uniform_crossover(pa, pb, self.crossover_prob, 0.5, s["cross"],
-                                            number, 1)
+            kids = _g.uniform_crossover(pa, pb, self.crossover_prob, 0.5, s["cross"], mating, 1)
+        child = kids[side]
         if g.has_cat:
-            cat_child, _ = _g.uniform_crossover(pa, pb, self.crossover_prob, 0.5,
-                                                s["cat_cross"], number, 1)
-            child[:, g.is_cat] = cat_child[:, g.is_cat]
+            cat_kids = _g.uniform_crossover(pa, pb, self.crossover_prob, 0.5,
+                                            s["cat_cross"], mating, 1)
+            child[:, g.is_cat] = cat_kids[side][:, g.is_cat]
         pm = self.mutation_prob if self.mutation_prob is not None else 1.0 / len(g.names)
         if g.has_cat:
             # numeric genes mutate with the numeric operator, categorical ones by reset
