@@ -141,6 +141,24 @@ def test_consecutive_trials_are_the_two_children_of_one_mating():
     assert not np.isclose(X[:, None, :] + X[None, :, :], a + b, rtol=0, atol=1e-9).all(axis=2).any()
 
 
+def test_nsga2_tournaments_use_the_crowding_of_the_survival_step():
+    # Deb's NSGA-II (and pymoo) measure the split front's crowding before cutting it and
+    # keep those distances for the next tournaments
+    from hpcore.kernels import nsga2_rank
+
+    sampler = hp.GeneticSampler(population_size=4, seed=0)
+    t = np.array([0.0, 0.1, 0.15, 0.4, 0.5, 0.8, 0.95, 1.0])     # one front: x + y = 1
+    F = np.column_stack([t, 1.0 - t])
+    X = np.random.default_rng(0).random((8, 2))
+    sampler._pop_x, sampler._pop_f = list(X[:4]), list(F[:4])
+    sampler._off_x, sampler._off_f = list(X[4:]), list(F[4:])
+    sampler._survive()
+    sampler._population()
+    _, crowd, order = nsga2_rank(F)
+    assert np.array_equal(sampler._crowd, crowd[order[:4]])
+    assert not np.array_equal(sampler._crowd, nsga2_rank(F[order[:4]])[1])
+
+
 def test_population_is_bounded_and_updated_incrementally(monkeypatch):
     sp = float_space(2)
     sampler = hp.GeneticSampler(population_size=10, seed=0)

@@ -211,6 +211,7 @@ class GeneticSampler(BaseSampler):
         self._arr: tuple[np.ndarray, np.ndarray] | None = None    # (genes, tournament key)
         self._members: set[bytes] = set()
         self._crowd: np.ndarray | None = None
+        self._survivor_crowd: np.ndarray | None = None
         self._perm: tuple | None = None
         self._rungs: RungCollector | None = None
         self._rung_pop: tuple | None = None     # (rung, n observations, genes, key, members)
@@ -258,9 +259,17 @@ class GeneticSampler(BaseSampler):
         P = self.population_size
         px, pf = np.array(self._pop_x), np.array(self._pop_f)
         ox, of = np.array(self._off_x), np.array(self._off_f)
+        self._survivor_crowd = None
         if self.elitism is None:
             X, F = np.vstack([px, ox]), np.vstack([pf, of])
-            keep = self._order(F)[:P]
+            if F.shape[1] == 1:
+                keep = self._order(F)[:P]
+            else:
+                # NSGA-II keeps the crowding distances of the survival step (the split
+                # front's measured before it was cut) for the next tournaments
+                _, crowd, order = nsga2_rank(F, n_threads=1)
+                keep = order[:P]
+                self._survivor_crowd = crowd[keep]
             new_x, new_f = X[keep], F[keep]
         else:
             e = self.elitism
@@ -280,6 +289,8 @@ class GeneticSampler(BaseSampler):
             else:
                 _, self._crowd, order = nsga2_rank(F, n_threads=1)
                 key[order] = np.arange(len(F))
+                if self._survivor_crowd is not None:
+                    self._crowd = self._survivor_crowd
             self._arr = (X, key)
             self._members = {x.tobytes() for x in X}
         return self._arr
@@ -288,7 +299,7 @@ class GeneticSampler(BaseSampler):
         # the population is a cache of the study's trials: never pickled, always rebuilt
         state = self.__dict__.copy()
         for k in ("_study", "_genome", "_sign", "_pop_x", "_pop_f", "_off_x", "_off_f", "_arr",
-                  "_members", "_crowd", "_perm", "_rungs", "_rung_pop"):
+                  "_members", "_crowd", "_survivor_crowd", "_perm", "_rungs", "_rung_pop"):
             state[k] = None
         state["_cursor"] = 0
         state["_generation"] = 0
