@@ -117,7 +117,8 @@ class GeneticSampler(BaseSampler):
     tournament_size : int
         Contestants per tournament when picking parents.  One objective: the best value
         wins.  Several (NSGA-II): the crowded tournament of Deb's reference code (and
-        pymoo): a dominating contestant wins, else the larger crowding distance;
+        pymoo): a dominating contestant wins, else the larger crowding distance (as
+        measured in the survival step, the split front before it was cut);
         contestants are drawn without replacement (consecutive trials share a random
         permutation of the population, keyed by the seed and the trial number).
     crossover : {"sbx", "blend", "uniform"}
