@@ -10,12 +10,12 @@ first ``population_size`` COMPLETE trials (in completion order) are generation 0
 every later COMPLETE trial joins an offspring pool, and each time the pool holds
 ``population_size`` individuals the next population is chosen from parents and pool
 (survival).  Asking never waits: a child is bred at once from the current population,
-so parallel workers never wait for a generation to end.  As in NSGA-II (and pymoo),
-a mating gives two children: trials ``2m`` and ``2m + 1`` are the complementary
-children of mating ``m`` (the same parents and crossover draws), each mutated on its own.  Trials are read
-incrementally (a cursor into ``study.completed_trials()``), so the cost of an ask does
-not grow with the number of finished trials, and a resumed study (a new ``Study`` on
-the same storage) rebuilds the same population.
+so parallel workers never wait for a generation to end.  As in NSGA-II (and pymoo), a
+mating gives two children: trials ``2m`` and ``2m + 1`` are the complementary children
+of mating ``m`` (the same parents and crossover draws), each mutated on its own.
+Trials are read incrementally (a cursor into ``study.completed_trials()``), so the cost
+of an ask does not grow with the number of finished trials, and a resumed study (a new
+``Study`` on the same storage) rebuilds the same population.
 
 Multi-fidelity (DEHB-style, Awad et al. 2021, with BOHB's budget rule): when the
 study (single objective) has a successive-halving / Hyperband / ASHA pruner and fewer
