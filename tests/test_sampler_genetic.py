@@ -138,7 +138,8 @@ def test_consecutive_trials_are_the_two_children_of_one_mating():
     X, _ = sampler._population()
     a = sampler._genome.encode(study._done[-1].params, np.zeros(12))
     b = sampler._genome.encode(study._done[-4].params, np.zeros(12))
-    assert not np.isclose(X[:, None, :] + X[None, :, :], a + b, rtol=0, atol=1e-9).all(axis=2).any()
+    sums = X[:, None, :] + X[None, :, :]
+    assert not np.isclose(sums, a + b, rtol=0, atol=1e-9).all(axis=2).any()
 
 
 def test_nsga2_tournaments_use_the_crowding_of_the_survival_step():
