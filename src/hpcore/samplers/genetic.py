@@ -287,11 +287,14 @@ class GeneticSampler(BaseSampler):
             if F.shape[1] == 1:
                 key[elite_indices(F[:, 0], len(F))] = np.arange(len(F))  # lower position wins
                 self._crowd = None
+            elif self._survivor_crowd is not None:
+                # survivors are stored in the survival step's NSGA-II order, with its
+                # crowding distances: nothing to rank again
+                key[:] = np.arange(len(F))
+                self._crowd = self._survivor_crowd
             else:
                 _, self._crowd, order = nsga2_rank(F, n_threads=1)
                 key[order] = np.arange(len(F))
-                if self._survivor_crowd is not None:
-                    self._crowd = self._survivor_crowd
             self._arr = (X, key)
             self._members = {x.tobytes() for x in X}
         return self._arr
