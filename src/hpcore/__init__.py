@@ -4,8 +4,8 @@ The public API, re-exported; nothing else lives here.
 """
 from hpcore._config import __version__, show_config
 from hpcore.executors.local import ProcessExecutor
-from hpcore.pruners import (ASHA, BasePruner, Hyperband, MedianPruner, NopPruner,
-                            SuccessiveHalving)
+from hpcore.pruners import (ASHA, BasePruner, CompositePruner, Hyperband, MedianPruner, NopPruner,
+                            PatiencePruner, SuccessiveHalving, ThresholdPruner, any_of)
 from hpcore.samplers import (BaseSampler, BayesSampler, GeneticSampler, GridSampler, QMCSampler,
                              RandomSampler, StudyExhausted)
 from hpcore.space import Categorical, Float, Int, Space
@@ -20,6 +20,7 @@ __all__ = [
     "BayesSampler",
     "BaseStorage",
     "Categorical",
+    "CompositePruner",
     "DaskExecutor",
     "Float",
     "FrozenTrial",
@@ -30,6 +31,7 @@ __all__ = [
     "Int",
     "MedianPruner",
     "NopPruner",
+    "PatiencePruner",
     "ProcessExecutor",
     "QMCSampler",
     "RandomSampler",
@@ -41,7 +43,9 @@ __all__ = [
     "Trial",
     "TrialPruned",
     "TrialState",
+    "ThresholdPruner",
     "__version__",
+    "any_of",
     "load_study",
     "show_config",
 ]
