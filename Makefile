@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.hpcore-installed
 BENCH_STAMP := $(VENV)/.hpcore-bench-installed
-EXTRAS := test,sklearn,dask,plot,pandas
+EXTRAS := test,sklearn,dask,plot,pandas,optuna
 # CI (and anyone who sets it) gets a hard error if OpenMP is missing.
 export HPCORE_REQUIRE_OPENMP ?= $(if $(CI),1,)
 
