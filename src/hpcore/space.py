@@ -59,6 +59,11 @@ class Distribution:
     def n_columns(self) -> int:
         return 1
 
+    @property
+    def n_levels(self) -> int | None:
+        """How many distinct values the parameter takes (``None``: a continuous Float)."""
+        return getattr(self, "_n_levels", None)
+
     def is_finite(self) -> bool:
         return True
 
@@ -99,6 +104,9 @@ class Float(Distribution):
             raise ValueError(f"parameter {n!r}: low and high must be finite")
         if self.low >= self.high:
             raise ValueError(f"parameter {n!r}: low ({self.low}) must be < high ({self.high})")
+        if not math.isfinite(self.high - self.low):
+            raise ValueError(f"parameter {n!r}: the range high - low = {self.high} - ({self.low}) "
+                             "overflows float64; narrow the bounds or use log=True")
         if not isinstance(self.log, bool):
             raise TypeError(f"parameter {n!r}: log must be a bool")
         if self.log and self.low <= 0:
@@ -112,6 +120,9 @@ class Float(Distribution):
             if not self.step > 0:
                 raise ValueError(f"parameter {n!r}: step must be > 0, got {self.step}")
             k = (self.high - self.low) / self.step
+            if not math.isfinite(k) or k > 2.0 ** 53:
+                raise ValueError(f"parameter {n!r}: step {self.step} makes more than 2**53 levels "
+                                 f"in [{self.low}, {self.high}]")
             if abs(k - round(k)) > 1e-9 * max(1.0, k):
                 raise ValueError(f"parameter {n!r}: step {self.step} does not divide the range "
                                  f"[{self.low}, {self.high}]")
@@ -185,6 +196,8 @@ class Int(Distribution):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
                 raise TypeError(f"parameter {n!r}: {attr} must be an int, got {v!r}")
             setattr(self, attr, int(v))
+            if not -2 ** 63 <= getattr(self, attr) < 2 ** 63:
+                raise ValueError(f"parameter {n!r}: {attr} = {v} does not fit in a 64-bit integer")
         if self.low >= self.high:
             raise ValueError(f"parameter {n!r}: low ({self.low}) must be < high ({self.high})")
         if not isinstance(self.log, bool):
@@ -238,6 +251,11 @@ class Categorical(Distribution):
     def __init__(self, choices: Sequence[Any], *, condition: Mapping[str, Any] | None = None) -> None:
         self.choices = choices
         self.condition = _normalize_condition(condition)
+
+    @property
+    def n_levels(self) -> int:
+        """The number of choices."""
+        return len(self.choices)
 
     def _validate(self) -> None:
         n = self.name

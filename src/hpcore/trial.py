@@ -135,24 +135,55 @@ class Trial:
 
 
 def check_values(result: Any, n_objectives: int) -> tuple[float, ...]:
-    """Turn an objective's return into a tuple of finite floats, or raise ValueError."""
+    """Turn an objective's return into a tuple of finite floats, or raise ValueError.
+
+    Accepted: a real number (``int``, ``float``, a NumPy real scalar or 0-d array, or any
+    object with ``__float__`` such as a framework's scalar tensor), or for several
+    objectives a list/tuple/1-d array of them.  Anything else -- ``bool``, ``str``,
+    complex numbers, ``None``, NaN, +-inf, an ``int`` too large for a float (``10**400``)
+    -- raises ``ValueError`` with the reason, which ``Study.tell`` stores as the trial's
+    FAIL error.
+    """
+    import numpy as np
+
+    if isinstance(result, np.ndarray):
+        if result.ndim > 1:
+            raise ValueError(f"the objective returned an array of shape {result.shape}, "
+                             f"expected {n_objectives} number(s)")
+        result = result.item() if result.ndim == 0 else list(result)
     if n_objectives == 1 and not isinstance(result, (tuple, list)):
         seq = (result,)
     elif isinstance(result, (tuple, list)):
         seq = tuple(result)
     else:
-        raise ValueError(f"the objective must return {n_objectives} values, got {result!r}")
+        raise ValueError(f"the objective must return {n_objectives} values, got {_short(result)}")
     if len(seq) != n_objectives:
         raise ValueError(f"the objective returned {len(seq)} values, expected {n_objectives}")
     out = []
     for v in seq:
-        if isinstance(v, bool):
+        if isinstance(v, (bool, np.bool_)):
             raise ValueError(f"the objective returned a bool ({v!r}), not a number")
+        if isinstance(v, (str, bytes, complex, np.complexfloating)) or v is None:
+            raise ValueError(f"the objective returned {_short(v)} ({type(v).__name__}), "
+                             "not a real number")
         try:
             f = float(v)
-        except (TypeError, ValueError):
-            raise ValueError(f"the objective returned {v!r}, not a number") from None
+        except OverflowError:
+            raise ValueError(f"the objective returned {_short(v)}, which overflows a float "
+                             "(not a finite real number)") from None
+        except Exception as exc:  # noqa: BLE001 - any failing __float__ is a bad result
+            raise ValueError(f"the objective returned {_short(v)} ({type(v).__name__}), not a "
+                             f"number ({type(exc).__name__}: {exc})") from None
         if not math.isfinite(f):
             raise ValueError(f"the objective returned a non-finite value ({f})")
         out.append(f)
     return tuple(out)
+
+
+def _short(v: Any, limit: int = 80) -> str:
+    """``repr(v)``, cut to ``limit`` characters (a huge int or array stays readable)."""
+    try:
+        r = repr(v)
+    except Exception:  # noqa: BLE001
+        r = f"<{type(v).__name__}>"
+    return r if len(r) <= limit else r[:limit - 3] + "..."

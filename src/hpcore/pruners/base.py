@@ -10,7 +10,7 @@ processes, keeps its rungs.  Per-report work must stay O(log n) in the number of
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from hpcore.study import Study
@@ -24,6 +24,22 @@ class BasePruner(ABC):
     @abstractmethod
     def on_report(self, study: "Study", number: int, step: int, value: float) -> bool:
         """Return True when trial ``number`` should stop after reporting ``value`` at ``step``."""
+
+    @property
+    def rung_resources(self) -> list[float] | None:
+        """Resources of the pruner's rungs, lowest first, for samplers that model
+        intermediate values per rung (BOHB); ``None`` for a pruner without rungs."""
+        return None
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this pruner, JSON-serializable.
+
+        Stored with the study (see :meth:`BaseSampler.get_params`); the default reads each
+        argument of ``__init__`` back from the attribute of the same name.
+        """
+        from hpcore._persist import constructor_params
+
+        return constructor_params(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

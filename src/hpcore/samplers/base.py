@@ -61,5 +61,17 @@ class BaseSampler(ABC):
         left to propose.
         """
 
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this sampler, JSON-serializable.
+
+        A study stores them (with the class) so that :func:`hpcore.load_study` resumes
+        with the same algorithm.  The default reads each argument of ``__init__`` back
+        from the attribute of the same name (``seed`` is the seed in use, so a seed drawn
+        from the OS is kept too); override when a class stores its arguments otherwise.
+        """
+        from hpcore._persist import constructor_params
+
+        return constructor_params(self)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seed={self.seed})"
