@@ -129,6 +129,16 @@ def _rows(trials: Any) -> Iterable[tuple[str, Any]]:
         yield f"trials[{i}]", item
 
 
+def _check_values(values: Any, n: int) -> tuple[float, ...]:
+    seq = list(values) if isinstance(values, (list, tuple, np.ndarray)) else [values]
+    if len(seq) != n:
+        raise ValueError(f"values: expected {n} number(s), one per objective, got {len(seq)}")
+    try:
+        return check_values(seq, n)
+    except ValueError as exc:
+        raise ValueError("values: " + str(exc).replace("the objective returned", "got")) from None
+
+
 def import_trials(space: Space, n_objectives: int, trials: Any) -> list[FrozenTrial]:
     """Validate ``trials`` against ``space`` and ``n_objectives``; return them as
     :class:`FrozenTrial` objects ready for ``BaseStorage.add_finished_trial``.
@@ -153,15 +163,13 @@ def import_trials(space: Space, n_objectives: int, trials: Any) -> list[FrozenTr
             if params or state != TrialState.FAIL:
                 params = space.validate(params)
             values = f["values"]
-            if state == TrialState.COMPLETE:
-                vals = check_values(list(values) if isinstance(values, (tuple, np.ndarray))
-                                    else values, n_objectives)
-            elif values is None or _missing_seq(values):
-                vals = None
+            if state != TrialState.COMPLETE and (
+                    values is None or _missing_seq(values)
+                    or (isinstance(values, (list, tuple, np.ndarray))
+                        and any(_missing(v) for v in values))):
+                vals = None                   # PRUNED/FAIL trials may have no values
             else:
-                seq = list(values) if isinstance(values, (list, tuple, np.ndarray)) else [values]
-                vals = (None if any(_missing(v) for v in seq)
-                        else check_values(seq, n_objectives))
+                vals = _check_values(values, n_objectives)
             iv = {}
             for step, v in f["intermediate_values"].items():
                 if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
