@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import sys
 
-__version__ = "0.1.0"
+from hpcore._version import __version__
+
+__all__ = ["__version__", "show_config"]
 
 
 def show_config(file=None) -> dict:
