@@ -1,0 +1,242 @@
+"""The protocol: optimizers x problems x seeds at a fixed budget, every trial recorded.
+
+* Same budget, seeds and initial design size for every optimizer (where it has one).
+* Threads pinned equally: ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
+  ``MKL_NUM_THREADS`` set before any peer is imported (:func:`pin_threads`), then
+  ``threadpoolctl.threadpool_limits(n_threads)`` around every run, and
+  ``torch.set_num_threads(n_threads)`` where torch is present (Optuna's GPSampler).
+* Times per trial, never amortized: ``ask_time`` (``ask()``, which for Optuna includes
+  the ``suggest_*`` calls), ``tell_time`` and, on curve problems, ``report_time``
+  (the pruner's verdicts); ``suggest_time`` is their sum (scikit-optimize fits its model
+  in ``tell``, so ask alone would hide its cost).  ``objective_time`` is the objective
+  alone.  The same warm-up for all: before its timed runs each optimizer runs
+  ``n_initial + 2`` untimed trials on its first problem with a seed outside the run.
+* Curve problems: the budget is ``n_trials * max_resource`` epochs; a trial starts only
+  while a full training still fits, so pruning optimizers try more configurations.
+  ``best_so_far`` counts trials trained to ``max_resource`` epochs.  Curves are cached
+  by configuration (training is deterministic given it), and a cached epoch is charged
+  the objective time it took when first computed.
+* Noisy problems: ``value`` is the observation, ``true_value`` the noiseless value;
+  ``best_so_far`` is the best true value among the evaluated configurations.  The
+  noise of trial ``t`` comes from a stream keyed by (seed, problem, t): the same for
+  every optimizer.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import zlib
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from hpcore.bench.registry import OptimizerSpec, Problem, Settings
+
+__all__ = ["COLUMNS", "CurveCache", "pin_threads", "run_one", "run_suite"]
+
+COLUMNS = ["optimizer", "problem", "seed", "trial", "value", "true_value", "best_so_far",
+           "suggest_time", "ask_time", "tell_time", "report_time", "objective_time",
+           "epochs", "cum_epochs", "state"]
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def pin_threads(n_threads: int) -> None:
+    """Set the thread environment variables (before peers import) and the limits of
+    the libraries already loaded."""
+    for var in _THREAD_VARS:
+        os.environ[var] = str(n_threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n_threads)
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n_threads)
+
+
+def _torch_threads(n_threads: int) -> None:
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if torch.get_num_threads() != n_threads:
+            torch.set_num_threads(n_threads)
+
+
+class CurveCache:
+    """Learning curves by configuration: each epoch is computed once and replayed.
+
+    ``value(params, epoch)`` (1-based) advances the configuration's iterator as
+    needed; ``seconds(params, epoch)`` is the time that epoch took when computed.
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self._curves: dict[str, tuple[Any, list[float], list[float]]] = {}
+        self.computed = 0
+
+    @staticmethod
+    def key(params: dict) -> str:
+        return repr(sorted((k, repr(v)) for k, v in params.items()))
+
+    def epoch(self, params: dict, epoch: int) -> tuple[float, float]:
+        k = self.key(params)
+        entry = self._curves.get(k)
+        if entry is None:
+            entry = (self.problem.curve(dict(params)), [], [])
+            self._curves[k] = entry
+        it, vals, secs = entry
+        while len(vals) < epoch:
+            t0 = time.perf_counter()
+            try:
+                v = next(it)
+            except StopIteration:
+                raise ValueError(f"problem {self.problem.name!r}: its curve stopped after "
+                                 f"{len(vals)} epochs, max_resource is "
+                                 f"{self.problem.max_resource}") from None
+            secs.append(time.perf_counter() - t0)
+            vals.append(float(v))
+            self.computed += 1
+        return vals[epoch - 1], secs[epoch - 1]
+
+    def clear(self) -> None:
+        self._curves.clear()
+
+
+def _noise_rng(problem: str, seed: int, trial: int) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(problem.encode()), trial])
+
+
+def run_one(problem: Problem, spec: OptimizerSpec, seed: int, n_trials: int, *,
+            n_initial: int = 10, n_threads: int = 1, cache: CurveCache | None = None,
+            epoch_cap: float | None = None) -> list[dict[str, Any]]:
+    """Run one optimizer on one problem at one seed; one row per trial (see COLUMNS).
+
+    ``epoch_cap`` (curve problems) overrides the epoch budget ``n_trials * max_resource``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"n_trials must be an int >= 1, got {n_trials!r}")
+    settings = Settings(seed=seed, n_trials=n_trials, n_initial=n_initial, n_threads=n_threads,
+                        max_resource=problem.max_resource)
+    rows: list[dict[str, Any]] = []
+    with threadpool_limits(n_threads):
+        _torch_threads(n_threads)
+        opt = spec.make(problem.hp_space(), settings)
+        if problem.multi_fidelity:
+            _run_curve(problem, spec, opt, seed, n_trials, cache or CurveCache(problem),
+                       epoch_cap, rows)
+        else:
+            _run_plain(problem, spec, opt, seed, n_trials, rows)
+    return rows
+
+
+def _ask(opt):
+    """``opt.ask()``, or None when the optimizer has nothing left (a finished grid)."""
+    try:
+        return opt.ask()
+    except Exception as exc:
+        if type(exc).__name__ == "StudyExhausted":
+            return None
+        raise
+
+
+def _run_plain(problem, spec, opt, seed, n_trials, rows) -> None:
+    best = np.inf
+    truth = problem.true_value
+    for t in range(n_trials):
+        t0 = time.perf_counter()
+        sug = _ask(opt)
+        if sug is None:
+            break
+        t1 = time.perf_counter()
+        value = float(problem.objective(sug.params, _noise_rng(problem.name, seed, t)))
+        t2 = time.perf_counter()
+        opt.tell(sug, value)
+        t3 = time.perf_counter()
+        tv = float(truth(sug.params)) if truth is not None else value
+        best = min(best, tv)
+        rows.append({"optimizer": spec.name, "problem": problem.name, "seed": seed, "trial": t,
+                     "value": value, "true_value": tv, "best_so_far": best,
+                     "suggest_time": (t1 - t0) + (t3 - t2), "ask_time": t1 - t0,
+                     "tell_time": t3 - t2, "report_time": 0.0, "objective_time": t2 - t1,
+                     "epochs": 0, "cum_epochs": 0, "state": "complete"})
+
+
+def _run_curve(problem, spec, opt, seed, n_trials, cache, epoch_cap, rows) -> None:
+    R = problem.max_resource
+    cap = n_trials * R if epoch_cap is None else epoch_cap
+    cum, best, t = 0, np.inf, 0
+    while cum + R <= cap:
+        t0 = time.perf_counter()
+        sug = _ask(opt)
+        if sug is None:
+            break
+        ask_time = time.perf_counter() - t0
+        obj_time = rep_time = 0.0
+        value, pruned, e = np.nan, False, 0
+        for e in range(1, R + 1):
+            value, secs = cache.epoch(sug.params, e)
+            obj_time += secs
+            cum += 1
+            r0 = time.perf_counter()
+            stop = sug.report(e, value)
+            rep_time += time.perf_counter() - r0
+            if stop and e < R:
+                pruned = True
+                break
+        t2 = time.perf_counter()
+        opt.tell(sug, value, pruned=pruned)
+        tell_time = time.perf_counter() - t2
+        if not pruned:
+            best = min(best, value)
+        rows.append({"optimizer": spec.name, "problem": problem.name, "seed": seed, "trial": t,
+                     "value": value, "true_value": value, "best_so_far": best,
+                     "suggest_time": ask_time + tell_time + rep_time, "ask_time": ask_time,
+                     "tell_time": tell_time, "report_time": rep_time,
+                     "objective_time": obj_time, "epochs": e, "cum_epochs": cum,
+                     "state": "pruned" if pruned else "complete"})
+        t += 1
+
+
+def warm_up(problem: Problem, spec: OptimizerSpec, *, n_initial: int, n_threads: int,
+            cache: CurveCache | None = None) -> None:
+    """``n_initial + 2`` untimed trials at a seed no run uses (imports, first calls)."""
+    n = n_initial + 2
+    run_one(problem, spec, 10 ** 6, n, n_initial=n_initial, n_threads=n_threads,
+            cache=cache, epoch_cap=None if not problem.multi_fidelity
+            else min(n, 3) * problem.max_resource)
+
+
+def run_suite(problems: Sequence[Problem], optimizers: Sequence[OptimizerSpec],
+              seeds: Iterable[int], n_trials: int, *, n_initial: int = 10, n_threads: int = 1,
+              log=print) -> list[dict[str, Any]]:
+    """Every applicable (optimizer, problem, seed); rows of every trial."""
+    seeds = list(seeds)
+    rows: list[dict[str, Any]] = []
+    warmed: set[str] = set()
+    for problem in problems:
+        cache = CurveCache(problem) if problem.multi_fidelity else None
+        for spec in optimizers:
+            if not spec.applies_to(problem):
+                continue
+            if spec.name not in warmed:
+                warm_up(problem, spec, n_initial=n_initial, n_threads=n_threads, cache=cache)
+                warmed.add(spec.name)
+            t0 = time.perf_counter()
+            finals = []
+            for seed in seeds:
+                run = run_one(problem, spec, seed, n_trials, n_initial=n_initial,
+                              n_threads=n_threads, cache=cache)
+                rows.extend(run)
+                if run:
+                    finals.append(run[-1]["best_so_far"])
+            log(f"  {problem.name:18s} {spec.name:26s} median final best "
+                f"{np.median(finals) if finals else float('nan'):.6g}  "
+                f"({time.perf_counter() - t0:.1f} s)")
+        if cache is not None:
+            cache.clear()
+    return rows
