@@ -126,6 +126,27 @@ class BuildExt(build_ext):
         if not self.parallel:
             self.parallel = _n_jobs()
 
+    def run(self):
+        # setuptools builds "in place" into build/lib and copies back, so it judges
+        # staleness by build/lib; an editable install compiles in a temporary folder.
+        # Remember the request to compare against the copy in the source tree instead.
+        self._hpcore_inplace = bool(self.inplace)
+        super().run()
+
+    def build_extension(self, ext):
+        from setuptools.modified import newer_group
+
+        if getattr(self, "_hpcore_inplace", False) and not self.force:
+            build_py = self.get_finalized_command("build_py")
+            inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
+            if os.path.exists(inplace_file) and not newer_group(
+                    list(ext.sources) + list(ext.depends or []), inplace_file, "newer"):
+                # up to date in the source tree (e.g. built by `pip install -e .`)
+                self.mkpath(os.path.dirname(regular_file))
+                self.copy_file(inplace_file, regular_file, level=self.verbose)
+                return
+        super().build_extension(ext)
+
     def build_extensions(self):
         import numpy as np
         from Cython.Build import cythonize
