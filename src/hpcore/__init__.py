@@ -3,13 +3,15 @@
 The public API, re-exported; nothing else lives here.
 """
 from hpcore._config import __version__, show_config
+from hpcore._summary import StudySummary, list_studies
 from hpcore.executors.local import ProcessExecutor
 from hpcore.pruners import (ASHA, BasePruner, CompositePruner, Hyperband, MedianPruner, NopPruner,
                             PatiencePruner, SuccessiveHalving, ThresholdPruner, any_of)
 from hpcore.samplers import (BaseSampler, BayesSampler, GeneticSampler, GridSampler, QMCSampler,
                              RandomSampler, StudyExhausted)
 from hpcore.space import Categorical, Float, Int, Space
-from hpcore.storage import BaseStorage, InMemoryStorage, SQLiteStorage
+from hpcore.storage import (BaseStorage, InMemoryStorage, SQLiteStorage, StorageVersionError,
+                            StudyNotFound)
 from hpcore.study import Study, load_study
 from hpcore.trial import FrozenTrial, Trial, TrialPruned, TrialState
 
@@ -40,12 +42,16 @@ __all__ = [
     "Study",
     "SuccessiveHalving",
     "StudyExhausted",
+    "StudyNotFound",
+    "StorageVersionError",
+    "StudySummary",
     "Trial",
     "TrialPruned",
     "TrialState",
     "ThresholdPruner",
     "__version__",
     "any_of",
+    "list_studies",
     "load_study",
     "show_config",
 ]
