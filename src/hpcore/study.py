@@ -11,14 +11,21 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
+import weakref
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from hpcore._heartbeat import Heartbeat, check_retries, heartbeat_settings
+from hpcore._persist import resolve_algorithms
+from hpcore._progress import advance, progress_bar
+from hpcore.executors import Terminated, get_executor, handle_sigterm, interruption_error
 from hpcore.pruners.base import BasePruner, NopPruner
 from hpcore.samplers.base import BaseSampler, StudyExhausted
+from hpcore.samplers.random import RandomSampler
 from hpcore.space import Space
-from hpcore.storage import BaseStorage, get_storage
+from hpcore.storage import STALE_ERROR, BaseStorage, StudyNotFound, get_storage
 from hpcore.trial import FrozenTrial, Trial, TrialPruned, TrialState, check_values
 
 __all__ = ["Study", "load_study"]
@@ -73,14 +80,31 @@ class Study:
         The study's name in its storage; opening an existing name resumes that study.
     seed : int, optional
         Seed of the default sampler.
+    retries : int
+        How many times a configuration whose trial died with its process (no heartbeat
+        for the grace period: FAIL "stale: process gone"), or whose executor reports a
+        lost worker, is re-run (default 1).  The re-run is a new trial with system attrs
+        ``retry_of`` (the original's number) and ``attempt``; the original gets
+        ``retried_by``.
+    heartbeat_interval, grace_period : float, optional
+        Override the storage's (``SQLiteStorage``: 10 s and ``6 * interval``).  A thread
+        of this Study, started by the first :meth:`ask`, writes heartbeats for the trials
+        it asked every ``heartbeat_interval`` seconds and fails stale trials of the study
+        (see :meth:`fail_stale_trials`); :meth:`close` stops it.
+
+    Re-opening a stored study without ``sampler``/``pruner`` rebuilds the stored ones;
+    passing different ones runs those, with a ``UserWarning``.
     """
 
     def __init__(self, space: Space | Mapping | None = None, *, sampler: BaseSampler | None = None,
                  pruner: BasePruner | None = None, direction: str | None = None,
                  directions: Sequence[str] | None = None,
                  storage: BaseStorage | str | None = None, name: str | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, retries: int = 1,
+                 heartbeat_interval: float | None = None,
+                 grace_period: float | None = None) -> None:
         dirs = _check_directions(direction, directions)
+        self.retries = check_retries(retries)
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError("name must be a non-empty str")
         if space is not None and not isinstance(space, Space):
@@ -91,6 +115,13 @@ class Study:
             raise TypeError(f"pruner must be a BasePruner, got {type(pruner).__name__}")
         self.storage = get_storage(storage)
         self.name = name or f"study-{uuid.uuid4().hex[:12]}"
+        self._hb_interval, self._hb_grace = heartbeat_settings(self.storage, heartbeat_interval,
+                                                               grace_period)
+        if space is None:   # only an existing study can do without one: never create it
+            try:
+                self.storage.get_study(self.name)
+            except StudyNotFound as exc:
+                raise ValueError(f"space is required for a new study ({exc})") from None
         sid, stored_dirs, stored_space = self.storage.get_or_create_study(
             self.name, dirs, space.to_dict() if space is not None else None)
         self._study_id = sid
@@ -102,16 +133,14 @@ class Study:
                 raise ValueError(f"space: study {self.name!r} exists with a different search space")
         elif space is None:
             raise ValueError("space is required for a new study")
-        else:
+        elif not self.storage.read_only:
             self.storage.set_study_space(sid, space.to_dict())
         self.space: Space = space
-        if sampler is None:
-            from hpcore.samplers.random import RandomSampler
-
-            sampler = RandomSampler(seed=seed)
-        self.sampler = sampler
-        self.pruner = pruner if pruner is not None else NopPruner()
+        self.sampler, self.pruner = resolve_algorithms(self.storage, sid, self.name, sampler,
+                                                       pruner, seed)
         self.sampler.check_study(self)
+        self._heartbeat: Heartbeat | None = None
+        self._swept = False
         self._lock = threading.RLock()
         self._cursor = 0
         self._trials: dict[int, FrozenTrial] = {}
@@ -232,7 +261,10 @@ class Study:
             system attribute ``budget``.
 
         Raises :class:`~hpcore.samplers.base.StudyExhausted` when the sampler has
-        nothing left (a finished grid).
+        nothing left (a finished grid).  Without ``params``, a configuration queued for a
+        re-run (see ``retries``) is taken first, before the sampler is asked.  When
+        storing the trial fails (e.g. a full disk), the error is raised and no half-made
+        trial is left behind.
         """
         if params is not None:
             params = self.space.validate(params)
@@ -242,34 +274,123 @@ class Study:
             if not budget > 0 or not np.isfinite(budget):
                 raise ValueError(f"budget must be finite and > 0, got {budget}")
         with self._lock:
+            self._start_heartbeat()
             self._sync()
-            tid, number, _ = self.storage.create_trial(
-                self._study_id, {"budget": budget} if budget is not None else None)
-            try:
-                if params is None:
+            new = self.storage.start_trial(
+                self._study_id, {"budget": budget} if budget is not None else None, params,
+                take_queued=params is None, budget=None if budget is None else float(budget))
+            tid, number = new.trial_id, new.number
+            if new.params is not None:        # given, or a queued re-run
+                params = new.params
+                budget = new.system_attrs.get("budget", budget)
+            else:
+                try:
                     params = self.sampler.sample(self, number)
-            except StudyExhausted:
-                self.storage.discard_trial(tid)
-                raise
-            except BaseException as exc:
-                self.storage.finish_trial(tid, TrialState.FAIL, None,
-                                          f"sampler failed: {type(exc).__name__}: {exc}")
-                raise
-            self.storage.set_trial_params(tid, params)
-        return Trial(number, tid, params, reporter=self._report, attr_setter=self._set_user_attr,
+                except StudyExhausted:
+                    self._abandon(tid, None)
+                    raise
+                except BaseException as exc:
+                    self._abandon(tid, f"sampler failed: {type(exc).__name__}: {exc}")
+                    raise
+                try:
+                    self.storage.set_trial_params(tid, params)
+                except BaseException:
+                    self._abandon(tid, None)
+                    raise
+            if self._heartbeat is not None:
+                self._heartbeat.add(tid)
+        return Trial(number, tid, params, reporter=self.report, attr_setter=self.set_user_attr,
                      budget=budget)
 
-    def _report(self, trial: Trial, step: int, value: float) -> bool:
+    def _abandon(self, trial_id: int, error: str | None) -> None:
+        """Undo a trial ``ask`` could not finish making: discard it (``error=None``) or
+        FAIL it with ``error``.  Never raises, so the caller's error is the one seen; if
+        the storage refuses even this, the trial has no heartbeat and the stale sweep
+        fails it after the grace period (without re-running: it has no params)."""
+        try:
+            if error is None:
+                self.storage.discard_trial(trial_id)
+            else:
+                self.storage.finish_trial(trial_id, TrialState.FAIL, None, error)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("could not undo trial_id %d after a failed ask (%s: %s); the stale "
+                           "sweep will fail it", trial_id, type(exc).__name__, exc)
+
+    # -- heartbeats ----------------------------------------------------------------------
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is not None or self._hb_interval is None or self.storage.read_only:
+            return
+        hb = Heartbeat(self.storage, self._study_id, self._hb_interval, self._hb_grace,
+                       self.retries)
+        hb.sweep()          # the first ask of a (resumed) study cleans up before it samples
+        hb.start()
+        weakref.finalize(self, hb.stop, 0)
+        self._heartbeat = hb
+
+    def fail_stale_trials(self, grace_period: float | None = None) -> list[int]:
+        """FAIL the study's RUNNING trials whose heartbeat is older than the grace period.
+
+        Their error is "stale: process gone (...)"; each configuration is queued for a
+        re-run (taken by the next :meth:`ask`) when its attempt is below ``retries``.
+        The heartbeat thread runs this every ``heartbeat_interval``; call it by hand e.g.
+        after a crash when no process of the study is running.
+
+        Parameters
+        ----------
+        grace_period : float, optional
+            Seconds without a heartbeat (default: the study's grace period).
+
+        Returns
+        -------
+        list of int
+            The numbers of the trials failed now.
+        """
+        gp = self._hb_grace if grace_period is None else grace_period
+        if gp is None:
+            raise ValueError("grace_period: this study has no heartbeats "
+                             "(heartbeat_interval=None); give a grace_period")
+        with self._lock:
+            if self._heartbeat is not None:
+                self._heartbeat.beat()      # never fail this process's own live trials
+            return self.storage.fail_stale_trials(self._study_id, gp, self.retries)
+
+    def close(self) -> None:
+        """Stop the heartbeat thread (idempotent; a later :meth:`ask` starts a new one).
+
+        Trials asked and not told stop beating: another process may fail them after the
+        grace period.  The storage stays open (it may be shared).
+        """
+        hb, self._heartbeat = self._heartbeat, None
+        if hb is not None:
+            hb.stop()
+
+    def __enter__(self) -> "Study":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- the executor seam: what a worker's trial does through its executor --------------
+    def report(self, trial: Any, step: int, value: float) -> bool:
+        """Store ``trial``'s intermediate ``value`` at ``step`` and return the pruner's
+        verdict (True: stop the trial).
+
+        ``trial`` is a :class:`~hpcore.trial.Trial` or anything with ``trial_id`` and
+        ``number`` (executors pass a light reference).  ``Trial.report`` calls this in the
+        process that runs the study; executors call it for their workers' reports.
+        """
         with self._lock:
             self.storage.report(trial.trial_id, step, value)
             return bool(self.pruner.on_report(self, trial.number, step, value))
 
-    def _set_user_attr(self, trial: Trial, key: str, value: Any) -> None:
+    def set_user_attr(self, trial: Any, key: str, value: Any) -> None:
+        """Store the user attribute ``key`` of ``trial`` (as ``Trial.set_user_attr``)."""
         with self._lock:
             self.storage.set_trial_user_attr(trial.trial_id, key, value)
 
     def tell(self, trial: Trial | int, values: Any = None, *,
-             state: TrialState | None = None, error: str | None = None) -> FrozenTrial:
+             state: TrialState | None = None, error: str | None = None,
+             retry: bool = False) -> FrozenTrial:
         """Finish a trial.
 
         Parameters
@@ -282,6 +403,17 @@ class Study:
         state : TrialState, optional
             ``TrialState.PRUNED`` (values default to the last report) or
             ``TrialState.FAIL``; default: COMPLETE when the values are valid.
+        error : str, optional
+            The reason stored with a FAIL.
+        retry : bool
+            For a FAIL that is not the configuration's fault (its worker died): queue
+            the configuration for a re-run, as the stale sweep does, when its attempt is
+            below the study's ``retries``.
+
+        Values that are not finite real numbers (NaN, inf, ``10**400``, a string,
+        ``None``...) make the trial FAIL with the reason; ``tell`` does not raise for
+        them.  Telling a trial that another process already failed as stale logs a
+        warning and returns the stored trial.
         """
         with self._lock:
             if isinstance(trial, (int, np.integer)) and not isinstance(trial, bool):
@@ -315,11 +447,71 @@ class Study:
                 raise ValueError(f"state must be COMPLETE, PRUNED or FAIL, got {state.name}")
             if state == TrialState.FAIL:
                 logger.warning("trial %d failed: %s", trial.number, error)
-            self.storage.finish_trial(trial.trial_id, state, vals, error)
+            try:
+                if retry and state == TrialState.FAIL:
+                    self.storage.fail_and_requeue(trial.trial_id, error, self.retries)
+                else:
+                    self.storage.finish_trial(trial.trial_id, state, vals, error)
+            except ValueError:
+                stored = self.storage.get_trial(trial.trial_id)
+                if stored.state != TrialState.FAIL or not (stored.error or "").startswith(STALE_ERROR):
+                    raise
+                logger.warning("trial %d was failed as stale by another process (no heartbeat "
+                               "for its grace period); its result is not recorded", trial.number)
+                if self._heartbeat is not None:
+                    self._heartbeat.discard(trial.trial_id)
+                return stored
+            if self._heartbeat is not None:
+                self._heartbeat.discard(trial.trial_id)
             return FrozenTrial(number=trial.number, trial_id=trial.trial_id, state=state,
                                params=trial.params, values=vals,
                                intermediate_values=dict(trial.intermediate_values),
                                user_attrs=dict(trial.user_attrs), error=error)
+
+    # -- warm starts (issue 15): enqueue, add_trials; the logic is in hpcore._warmstart ---
+    def enqueue(self, params: Mapping[str, Any]) -> None:
+        """Queue a configuration to evaluate before the sampler's own proposals.
+
+        The next :meth:`ask` without ``params`` (in any process sharing the storage) takes
+        the oldest queued configuration, in the transaction that creates its trial, so
+        each one runs exactly once; the trial's system attribute ``enqueued`` is True.
+        The queue is the one re-runs of failed trials use (see ``retries``).
+
+        Parameters
+        ----------
+        params : mapping
+            A full configuration of the space (``ValueError`` naming a missing, unknown
+            or out-of-domain parameter).
+        """
+        from hpcore._warmstart import check_enqueued
+
+        params = check_enqueued(self.space, params)
+        self.storage.enqueue_params(self._study_id, params, {"enqueued": True})
+
+    def add_trials(self, trials: Any) -> list[int]:
+        """Import finished trials, e.g. from another study to re-tune after the data changed.
+
+        Parameters
+        ----------
+        trials : sequence or pandas.DataFrame
+            hpcore or Optuna ``FrozenTrial`` objects (COMPLETE, PRUNED or FAIL), dicts, or
+            a DataFrame with the columns of :meth:`to_dataframe` (``params_<name>``,
+            ``value`` or ``values_<i>``, optional ``state``, ``user_attrs_<key>``, times).
+            Every row is validated against the space and the number of objectives
+            before any is stored (``ValueError`` naming the row and the parameter).
+
+        Returns
+        -------
+        list of int
+            The new trials' numbers (each inserted in one transaction, with its
+            intermediate values as reports and the system attribute ``imported``).
+        """
+        from hpcore._warmstart import import_trials
+
+        frozen = import_trials(self.space, len(self.directions), trials)
+        with self._lock:
+            return [self.storage.add_finished_trial(self._study_id, t)[1] for t in frozen]
+    # -- end warm starts --------------------------------------------------------------------
 
     # -- optimize -----------------------------------------------------------------------
     def optimize(self, objective: ObjectiveFn, n_trials: int | None = None,
@@ -332,6 +524,9 @@ class Study:
         ``executor=hp.DaskExecutor(client)`` on a Dask cluster.  Objective errors and
         NaN results mark the trial FAIL and the study goes on.  Ctrl-C marks running
         trials FAIL and re-raises ``KeyboardInterrupt``: storage stays consistent.
+        SIGTERM is handled like Ctrl-C (running trials FAIL "terminated (SIGTERM)",
+        then :class:`~hpcore.executors.Terminated`, a ``SystemExit``, is raised) when
+        ``optimize`` runs in the main thread and no other SIGTERM handler is installed.
         Stops early when the sampler is exhausted.
         """
         if not callable(objective):
@@ -355,29 +550,28 @@ class Study:
             if not callable(cb):
                 raise TypeError("callbacks must be callables (study, frozen_trial)")
         run = _RunBudget(n_trials, timeout)
-        if executor is None and n_jobs != 1:
-            from hpcore.executors.local import ProcessExecutor
-
-            executor = ProcessExecutor(n_jobs)
-        if executor is not None:
-            executor.run(self, objective, run, callbacks, show_progress)
-            return
-        while run.may_start():
-            try:
-                trial = self.ask()
-            except StudyExhausted:
-                break
-            run.started()
-            frozen = self._run_inline(objective, trial)
-            self._after_trial(frozen, callbacks, show_progress)
+        executor = get_executor(n_jobs, executor)
+        # SIGTERM: like Ctrl-C, running trials FAIL "terminated"; the bar: see _progress
+        with handle_sigterm(), progress_bar(self, show_progress, n_trials) as progress:
+            if executor is not None:
+                executor.run(self, objective, run, callbacks, progress)
+                return
+            while run.may_start():
+                try:
+                    trial = self.ask()
+                except StudyExhausted:
+                    break
+                run.started()
+                frozen = self._run_inline(objective, trial)
+                self.after_trial(frozen, callbacks, progress)
 
     def _run_inline(self, objective: ObjectiveFn, trial: Trial) -> FrozenTrial:
         try:
             result = objective(trial)
         except TrialPruned:
             return self.tell(trial, state=TrialState.PRUNED)
-        except KeyboardInterrupt:
-            self.tell(trial, state=TrialState.FAIL, error="interrupted (KeyboardInterrupt)")
+        except (KeyboardInterrupt, Terminated) as exc:
+            self.tell(trial, state=TrialState.FAIL, error=interruption_error(exc))
             raise
         except Exception as exc:  # noqa: BLE001 - an objective's error fails its trial only
             return self.tell(trial, state=TrialState.FAIL,
@@ -387,57 +581,52 @@ class Study:
             raise
         return self.tell(trial, result)
 
-    def _after_trial(self, frozen: FrozenTrial, callbacks: Sequence[Callback],
-                     show_progress: bool) -> None:
+    def after_trial(self, frozen: FrozenTrial, callbacks: Sequence[Callback],
+                    show_progress: bool) -> None:
+        """What ``optimize`` does after each finished trial, whoever ran it: call each
+        ``callback(study, frozen)`` and, with ``show_progress``, advance the progress bar
+        (``optimize`` passes its bar here; see :mod:`hpcore._progress`)."""
         for cb in callbacks:
             cb(self, frozen)
         if show_progress:
-            best = ""
-            if len(self.directions) == 1 and self._best_or_none() is not None:
-                best = f" best={self._best.values[0]:.6g}"
-            val = "" if frozen.values is None else f" value={_fmt(frozen.values)}"
-            print(f"[hpcore] trial {frozen.number} {frozen.state.name}{val}{best}", flush=True)
-
-    def _best_or_none(self) -> FrozenTrial | None:
-        with self._lock:
-            self._sync()
-            return self._best
+            advance(self, frozen, show_progress)
 
     # -- export -------------------------------------------------------------------------
     def to_dataframe(self):
-        """All trials as a pandas DataFrame (a list of dicts when pandas is missing)."""
-        rows = []
-        for t in self.trials:
-            row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-            if len(self.directions) == 1:
-                row["value"] = t.values[0] if t.values else None
-            else:
-                for i in range(len(self.directions)):
-                    row[f"values_{i}"] = t.values[i] if t.values else None
-            for k, v in t.params.items():
-                row[f"params_{k}"] = v
-            row["datetime_start"] = t.datetime_start
-            row["datetime_complete"] = t.datetime_complete
-            row["duration"] = t.duration
-            for k, v in t.user_attrs.items():
-                row[f"user_attrs_{k}"] = v
-            row["error"] = t.error
-            rows.append(row)
-        try:
-            import pandas as pd
-        except ImportError:
-            return rows
-        return pd.DataFrame(rows)
+        """All trials as a pandas DataFrame, one row per trial by number (columns: see
+        :func:`hpcore._export.trial_rows`).  Raises ``ImportError`` naming pandas when it
+        is not installed."""
+        from hpcore._export import rows_to_dataframe, trial_rows
+
+        return rows_to_dataframe(trial_rows(self))
 
 
 def load_study(name: str, storage: BaseStorage | str, *, sampler: BaseSampler | None = None,
-               pruner: BasePruner | None = None, seed: int | None = None) -> Study:
-    """Re-open a stored study by name (its space and directions come from storage)."""
-    return Study(None, sampler=sampler, pruner=pruner, storage=storage, name=name, seed=seed)
+               pruner: BasePruner | None = None, seed: int | None = None,
+               **study_options: Any) -> Study:
+    """Re-open a stored study by name.
 
+    Its space, directions, sampler and pruner come from storage (the sampler and pruner
+    rebuilt from their stored class and constructor arguments); a ``sampler`` or
+    ``pruner`` given here that differs from the stored one is used, with a
+    ``UserWarning``.  ``study_options`` go to :class:`Study` (``retries``,
+    ``heartbeat_interval``, ``grace_period``).
 
-def _fmt(values: tuple[float, ...]) -> str:
-    return ",".join(f"{v:.6g}" for v in values)
+    Raises
+    ------
+    StudyNotFound
+        (a ``KeyError``) when the storage has no study ``name``, or the SQLite file does
+        not exist; nothing is written and no file is created.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError("name must be a non-empty str")
+    try:
+        storage = get_storage(storage, create=False)
+    except FileNotFoundError as exc:
+        raise StudyNotFound(f"no study named {name!r}: {exc}") from None
+    storage.get_study(name)   # StudyNotFound, before anything could be written
+    return Study(None, sampler=sampler, pruner=pruner, storage=storage, name=name, seed=seed,
+                 **study_options)
 
 
 def _pareto_mask(y: np.ndarray) -> np.ndarray:

@@ -24,8 +24,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlparse
 
-from hpcore.executors._dispatch import (ReportServer, RemoteReporter, dispatch, dumps_objective,
-                                        run_trial, wait_with_timeout)
+from hpcore.executors._dispatch import ReportServer, RemoteReporter, dispatch, dumps_objective, run_trial
 
 if TYPE_CHECKING:  # pragma: no cover
     from hpcore.study import Study
@@ -62,10 +61,7 @@ def _reporter_for(address, authkey: bytes) -> RemoteReporter:
 
 
 def _close_reporter(reporter: RemoteReporter) -> None:
-    try:
-        reporter._conn.close()
-    except OSError:  # pragma: no cover - already closed
-        pass
+    reporter.close()
 
 
 def _objective_for(run_id: str, objective_bytes: bytes) -> Callable:
@@ -101,7 +97,12 @@ def _run_on_worker(objective_bytes: bytes, run_id: str, address, authkey: bytes,
                    n_threads: int, client: tuple, number: int, trial_id: int, params: dict,
                    budget: Any) -> tuple:
     _limit_worker_threads(n_threads, *client)
-    return run_trial(_objective_for(run_id, objective_bytes), _reporter_for(address, authkey),
+    reporter = _reporter_for(address, authkey)
+    if not reporter.start(trial_id, number):
+        # Dask re-ran this task because the worker that ran it first died: the trial
+        # is failed (and re-queued) by the client, not run twice under one number
+        return ("superseded", None)
+    return run_trial(_objective_for(run_id, objective_bytes), reporter,
                      number, trial_id, params, budget)
 
 
@@ -213,50 +214,91 @@ class DaskExecutor:
         return get_ip(scheduler)
 
     def run(self, study: "Study", objective: Callable, budget, callbacks, show_progress: bool) -> None:
-        """Run the study's trials on the cluster until ``budget`` is spent."""
+        """Run the study's trials on the cluster until ``budget`` is spent.
+
+        A trial whose worker dies is re-run by Dask as the same task; that second start
+        is refused, the trial FAILs "worker died" and its configuration is re-queued
+        per ``Study(retries=...)``, so the study's next ``ask()`` re-runs it as a new,
+        linked trial.
+        """
         import socket
 
         client = self.client
-        n_slots = self._slots()
+        runner = _DaskRunner(self, client, self._slots())
         objective_bytes = dumps_objective(objective)
-        server = ReportServer(study, host=self._report_host())
+        server = ReportServer(study, host=self._report_host(), on_start=runner.on_start)
+        runner.server = server
         run_id = uuid.uuid4().hex
-        [obj_future] = client.scatter([objective_bytes], hash=False)
-        client_id = (os.getpid(), socket.gethostname())
-        wake = threading.Event()
-
-        def submit(trial):
-            fut = client.submit(_run_on_worker, obj_future, run_id, server.address, server.authkey,
-                                self.worker_threads, client_id, trial.number, trial.trial_id,
-                                trial.params, trial.budget, pure=False,
-                                key=f"hpcore-trial-{trial.number}-{run_id[:8]}")
-            fut.add_done_callback(lambda _f: wake.set())
-            return fut
-
-        def poll(timeout: float) -> list:
-            wake.clear()
-            done = [f for f in futs_ref if f.done()]
-            if not done and wake.wait(timeout):
-                done = [f for f in futs_ref if f.done()]
-            return done
-
-        futs_ref: list = []
-
-        def wait_any(futs):
-            futs_ref[:] = futs
-            return wait_with_timeout(poll)
-
-        def cancel_all(futs):
-            if futs:
-                client.cancel(futs)
-
+        runner.run_id = run_id
+        [runner.obj_future] = client.scatter([objective_bytes], hash=False)
+        runner.client_id = (os.getpid(), socket.gethostname())
         try:
-            dispatch(study, budget, callbacks, show_progress, n_slots, submit, wait_any,
-                     lambda f: f.result(), cancel_all)
+            dispatch(study, budget, callbacks, show_progress, runner)
         finally:
             try:
                 client.run(_forget_run, run_id, server.address, server.authkey)
             except Exception:  # noqa: BLE001 - best effort: a worker may be gone
                 pass
-            client.cancel([obj_future])
+            client.cancel([runner.obj_future])
             server.close()
+
+
+class _DaskRunner:
+    """The :func:`~hpcore.executors._dispatch.dispatch` runner over Dask futures."""
+
+    def __init__(self, executor: DaskExecutor, client, n_slots: int) -> None:
+        self.executor, self.client, self.n_slots = executor, client, n_slots
+        self.server: ReportServer | None = None
+        self.run_id = ""
+        self.obj_future = None
+        self.client_id: tuple = ()
+        self.wake = threading.Event()
+        self._lock = threading.Lock()
+        self._started: set[int] = set()
+        self._futures: dict[Any, Any] = {}   # handle (trial_id) -> future
+
+    def on_start(self, trial_id: int, number: int) -> bool:
+        """A task asks whether to run its trial: only its first start may."""
+        with self._lock:
+            if trial_id in self._started:
+                return False
+            self._started.add(trial_id)
+            return True
+
+    def free_slots(self, n_pending: int) -> int:
+        return self.n_slots - n_pending
+
+    def submit(self, trial) -> Any:
+        fut = self.client.submit(
+            _run_on_worker, self.obj_future, self.run_id, self.server.address,
+            self.server.authkey, self.executor.worker_threads, self.client_id, trial.number,
+            trial.trial_id, trial.params, trial.budget, pure=False,
+            key=f"hpcore-trial-{trial.number}-{self.run_id[:8]}")
+        fut.add_done_callback(lambda _f: self.wake.set())
+        self._futures[trial.trial_id] = fut
+        return trial.trial_id
+
+    def wait(self, handles: list, timeout: float) -> list[tuple[Any, tuple]]:
+        self.wake.clear()
+        done = [h for h in handles if self._futures[h].done()]
+        if not done and self.wake.wait(timeout):
+            done = [h for h in handles if self._futures[h].done()]
+        return [(h, self._outcome(h, self._futures.pop(h))) for h in done]
+
+    def _outcome(self, handle: Any, fut) -> tuple:
+        try:
+            outcome = fut.result()
+        except Exception as exc:  # noqa: BLE001 - the task could not run or its workers died
+            name = type(exc).__name__
+            if name == "KilledWorker":
+                return ("lost", f"worker failed: {name}: {exc}")
+            return ("fail", f"worker failed: {name}: {exc}")
+        if outcome[0] == "superseded":
+            return ("lost", "worker failed: its process died while running this trial "
+                            "(Dask re-ran its task)")
+        return outcome
+
+    def cancel_all(self, handles: list) -> None:
+        futs = [self._futures[h] for h in handles if h in self._futures]
+        if futs:
+            self.client.cancel(futs)

@@ -46,6 +46,11 @@ class _RungPruner(BasePruner):
         self._book: Any = None
         self._cursor = 0
 
+    @property
+    def rung_resources(self) -> list[float]:
+        """The rung resources ``r_0 < r_1 < ... <= max_resource``."""
+        return [float(r) for r in self.levels]
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(min_resource={self.min_resource!r}, "
                 f"max_resource={self.max_resource!r}, eta={self.eta})")

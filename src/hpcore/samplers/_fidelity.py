@@ -24,13 +24,11 @@ _REL_TOL = 1e-12   # as the rung tables: step >= r_L * (1 - 1e-12) enters rung L
 
 
 def rung_resources(pruner: Any) -> list[float] | None:
-    """Resources of the pruner's rungs, lowest first, or ``None`` when ``pruner`` is
-    not a successive-halving / Hyperband / ASHA pruner."""
-    from hpcore.pruners.halving import ASHA, Hyperband, SuccessiveHalving
-
-    if not isinstance(pruner, (ASHA, Hyperband, SuccessiveHalving)):
-        return None
-    return [float(r) for r in pruner.levels]
+    """Resources of the pruner's rungs, lowest first (its public
+    :attr:`~hpcore.pruners.base.BasePruner.rung_resources`), or ``None`` when
+    ``pruner`` is ``None`` or has no rungs."""
+    res = getattr(pruner, "rung_resources", None) if pruner is not None else None
+    return None if res is None else [float(r) for r in res]
 
 
 def rung_values(intermediate_values: dict[int, float],

@@ -167,7 +167,7 @@ class BayesSampler(BaseSampler):
                 impute[sl] = 0.0
                 blocks.append((sl.start, sl.stop))
             elif isinstance(dist, Int) or (isinstance(dist, Float) and dist.step is not None):
-                if dist._n_levels <= _MAX_LEVELS:
+                if dist.n_levels <= _MAX_LEVELS:
                     discrete[sl.start] = np.array([dist.encode(v) for v in dist.levels()])
         return impute, discrete, blocks
 

@@ -67,9 +67,9 @@ class _Genome:
                 n = len(dist.choices)
                 self.is_cat[i] = True
             elif isinstance(dist, Int) and not dist.log:
-                n = dist._n_levels
+                n = dist.n_levels
             elif isinstance(dist, Float) and dist.step is not None:
-                n = dist._n_levels
+                n = dist.n_levels
             else:
                 continue
             self.levels[i] = n
