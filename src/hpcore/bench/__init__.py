@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         anytime.main(tasks, range(args.seeds if args.seeds is not None else 10), out,
                      summarize_only=args.summarize)
         return 0
-    from hpcore.bench.compare import run_compare
+    from hpcore.bench.runner import run_compare
 
     preset = QUICK if args.quick else FULL
     t0 = time.perf_counter()

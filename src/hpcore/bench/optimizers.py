@@ -158,7 +158,8 @@ def _optuna_sampler(kind: str, s: Settings):
     if kind == "gp":
         return smp.GPSampler(n_startup_trials=s.n_initial, seed=s.seed)
     if kind == "cmaes":
-        return smp.CmaEsSampler(n_startup_trials=s.n_initial, seed=s.seed)
+        return smp.CmaEsSampler(n_startup_trials=s.n_initial, seed=s.seed,
+                                warn_independent_sampling=False)
     if kind == "nsga2":
         return smp.NSGAIISampler(population_size=max(2, s.n_initial), seed=s.seed)
     if kind == "random":

@@ -27,7 +27,7 @@ Example (a user's optimizer and problem)::
         def __init__(self, space, settings):
             self.space, self.rng = space, np.random.default_rng(settings.seed)
         def ask(self):
-            return bench.Suggestion(self.space.decode_random(self.rng.random(self.space.n_dims)))
+            return bench.Suggestion(self.space.decode_random(self.rng.random(len(self.space))))
         def tell(self, suggestion, value, pruned=False):
             pass
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from hpcore.bench.registry import OptimizerSpec, Problem, Settings
 
-__all__ = ["COLUMNS", "CurveCache", "pin_threads", "run_one", "run_suite"]
+__all__ = ["COLUMNS", "CurveCache", "pin_threads", "run_compare", "run_one", "run_suite"]
 
 COLUMNS = ["optimizer", "problem", "seed", "trial", "value", "true_value", "best_so_far",
            "suggest_time", "ask_time", "tell_time", "report_time", "objective_time",
@@ -240,3 +240,88 @@ def run_suite(problems: Sequence[Problem], optimizers: Sequence[OptimizerSpec],
         if cache is not None:
             cache.clear()
     return rows
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pkg in ("hpcore", "numpy", "scipy", "scikit-learn", "optuna", "torch", "scikit-optimize",
+                "hyperopt", "cmaes"):
+        try:
+            out.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(out)
+
+
+def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[str] | None = None,
+                quick: bool = False, n_trials: int = 60, seeds: int = 10, n_initial: int = 10,
+                n_threads: int = 1, out: str | os.PathLike = "bench_results", tag: str = "full",
+                argv: Sequence[str] = (), log=print) -> dict[str, Any]:
+    """Select, run, and write ``compare_<tag>.csv``, ``.md``, ``.json`` and the plots."""
+    import json
+    import platform
+    from pathlib import Path
+
+    from hpcore.bench import report
+    from hpcore.bench.registry import get_optimizer, get_problem, list_optimizers, list_problems
+
+    pin_threads(n_threads)  # before any peer is imported
+    for name, v, lo in (("n_trials", n_trials, 1), ("seeds", seeds, 1), ("n_initial", n_initial, 1),
+                        ("n_threads", n_threads, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+    pnames = list(problems) if problems else list_problems("quick" if quick else None)
+    onames = list(optimizers) if optimizers else list_optimizers()
+    probs = [get_problem(n) for n in pnames]
+    specs, skipped = [], []
+    for n in onames:
+        spec = get_optimizer(n)
+        miss = spec.missing()
+        if miss:
+            msg = f"{n} (missing {', '.join(miss)}; pip install 'hpcore[bench]')"
+            log(f"hpcore bench: skipping {msg}")
+            skipped.append(msg)
+            continue
+        specs.append(spec)
+    if report.REFERENCE not in [s.name for s in specs]:
+        specs.insert(0, get_optimizer(report.REFERENCE))  # the regret's reference
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    log(f"hpcore bench: {len(specs)} optimizers x {len(probs)} problems x {seeds} seeds, "
+        f"{n_trials} trials, {n_threads} thread(s); load average {load0[0]:.2f}")
+    rows = run_suite(probs, specs, range(seeds), n_trials, n_initial=n_initial,
+                     n_threads=n_threads, log=log)
+    wall = time.perf_counter() - t0
+    load1 = os.getloadavg()
+    fam = {s.name: s.family for s in specs}
+    for r in rows:
+        r["family"] = fam[r["optimizer"]]
+    summary = report.summarize(rows)
+    prefix = outdir / f"compare_{tag}"
+    report.write_csv(rows, Path(f"{prefix}.csv"))
+    cmd = "hpcore bench " + " ".join(argv)
+    header = [
+        f"# hpcore bench ({tag})", "",
+        f"Command: `{cmd.strip()}`; {wall:.0f} s wall on {platform.machine()} "
+        f"({os.cpu_count()} cores), load average {load0[0]:.2f} at start, "
+        f"{load1[0]:.2f} at the end (1-minute); Python {platform.python_version()}; "
+        f"{_versions()}.", "",
+        f"Protocol: {seeds} seeds (0..{seeds - 1}), {n_trials} trials per run (curve problems: "
+        f"{n_trials} x max_resource epochs), initial design {n_initial} for every optimizer "
+        f"that has one, {n_threads} BLAS/OpenMP/torch thread(s) for all, the same warm-up "
+        f"({n_initial + 2} untimed trials) for all.  Suggestion time = ask + tell + pruner "
+        "reports, per call.  Timing figures come from a machine shared with other jobs: they "
+        "are not quiet-machine figures; the quality figures do not depend on load.  Every "
+        f"trial is in `compare_{tag}.csv`; plots `compare_{tag}_best.png`, "
+        f"`compare_{tag}_regret.png`, `compare_{tag}_suggest.png`.", ""]
+    report.write_markdown(summary, Path(f"{prefix}.md"), header=header, skipped=skipped)
+    Path(f"{prefix}.json").write_text(json.dumps(
+        {"command": cmd.strip(), "wall_s": wall, "loadavg_start": load0, "loadavg_end": load1,
+         "seeds": seeds, "n_trials": n_trials, "n_initial": n_initial, "n_threads": n_threads,
+         "skipped": skipped, "optimizers": summary["optimizers"]}, indent=1, default=float))
+    report.write_plots(rows, summary, prefix)
+    return summary

@@ -1,0 +1,205 @@
+"""The bench harness (hpcore.bench): known optima, the registry's errors, and a tiny run of
+the harness whose CSV must have every column and every optimizer its full budget."""
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import hpcore as hp
+from hpcore import bench
+from hpcore.bench import problems as P
+from hpcore.bench.registry import OPTIMIZERS, PROBLEMS
+from hpcore.bench.runner import COLUMNS, CurveCache, run_one
+
+# (function, minimizer, minimum)
+OPTIMA = [
+    (P.branin, [-math.pi, 12.275], 0.397887357729738),
+    (P.branin, [math.pi, 2.275], 0.397887357729738),
+    (P.branin, [9.42478, 2.475], 0.397887357729738),
+    (P.hartmann6, [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573], -3.32237),
+    (P.ackley, [0.0] * 5, 0.0),
+    (P.levy, [1.0] * 6, 0.0),
+    (P.rosenbrock, [1.0] * 4, 0.0),
+    (P.rastrigin, [0.0] * 4, 0.0),
+    (P.michalewicz, [2.20290552, 1.57079633], -1.8013034),
+    (P.styblinski_tang, [-2.903534] * 4, -39.16616570377142 * 4),
+]
+
+
+@pytest.mark.parametrize("fn,x,fmin", OPTIMA)
+def test_known_optima(fn, x, fmin):
+    assert fn(np.array(x)) == pytest.approx(fmin, abs=2e-5)
+    # and it is a local minimum: small moves do not go lower
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        assert fn(np.array(x) + 1e-3 * rng.standard_normal(len(x))) >= fmin - 2e-5
+
+
+def test_registered_optima_match_the_functions():
+    for name, (fn, d, bounds, fmin, _) in P.SYNTHETIC.items():
+        assert PROBLEMS[name].optimum == fmin
+        # random points never beat the stated minimum
+        rng = np.random.default_rng(1)
+        lo, hi = np.array(bounds).T
+        X = lo + (hi - lo) * rng.random((500, d))
+        assert min(fn(x) for x in X) >= fmin - 1e-9
+
+
+def test_noisy_variant_uses_the_harness_stream_and_true_value():
+    p = PROBLEMS["noisy_branin"]
+    x = {"x0": -math.pi, "x1": 12.275}
+    a = p.objective(x, np.random.default_rng(3))
+    b = p.objective(x, np.random.default_rng(3))
+    assert a == b and a != pytest.approx(p.true_value(x))
+    assert p.true_value(x) == pytest.approx(0.397887, abs=1e-5)
+
+
+def test_registry_errors():
+    with pytest.raises(KeyError, match="no problem named 'nope'"):
+        bench.get_problem("nope")
+    with pytest.raises(KeyError, match="no optimizer named 'nope'"):
+        bench.get_optimizer("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        bench.register_problem(PROBLEMS["branin"])
+    with pytest.raises(ValueError, match="already registered"):
+        bench.register_optimizer("hpcore-random", lambda space, s: None)
+    with pytest.raises(TypeError, match="make"):
+        bench.register_optimizer("not-callable", 3)
+    with pytest.raises(TypeError, match="Problem"):
+        bench.register_problem({"name": "x"})
+    with pytest.raises(ValueError, match="exactly one of objective or curve"):
+        bench.Problem("both", {"x": hp.Float(0, 1)})
+    with pytest.raises(ValueError, match="max_resource"):
+        bench.Problem("c", {"x": hp.Float(0, 1)}, curve=lambda p: iter([1.0]), kind="curve")
+    with pytest.raises(ValueError, match="kind"):
+        bench.Problem("k", {"x": hp.Float(0, 1)}, objective=lambda p, r: 0.0, kind="other")
+    with pytest.raises(TypeError, match="space"):
+        bench.Problem("s", {}, objective=lambda p, r: 0.0)
+    with pytest.raises(ValueError, match="n_trials"):
+        run_one(PROBLEMS["branin"], OPTIMIZERS["hpcore-random"], 0, 0)
+
+
+class _FirstCorner(bench.AskTell):
+    """A user optimizer: always the lower corner, then uniform draws."""
+
+    def __init__(self, space, settings):
+        self.space, self.rng, self.n = space, np.random.default_rng(settings.seed), 0
+
+    def ask(self):
+        self.n += 1
+        return bench.Suggestion(self.space.decode_random(self.rng.random(len(self.space))))
+
+    def tell(self, suggestion, value, pruned=False):
+        pass
+
+
+def test_user_optimizer_and_problem_through_the_registry():
+    spec = bench.register_optimizer("test-user-random", _FirstCorner, replace=True)
+    prob = bench.register_problem(bench.Problem(
+        "test_sphere3", {f"x{i}": hp.Float(-1, 1) for i in range(3)},
+        objective=lambda p, rng: sum(v * v for v in p.values()), optimum=0.0), replace=True)
+    try:
+        rows = run_one(prob, spec, 0, 7)
+        assert [r["trial"] for r in rows] == list(range(7))
+        assert all(r["best_so_far"] == min(rr["value"] for rr in rows[:i + 1])
+                   for i, r in enumerate(rows))
+    finally:
+        OPTIMIZERS.pop("test-user-random")
+        PROBLEMS.pop("test_sphere3")
+
+
+def _fake_curve(p):
+    # a deterministic learning curve: the loss decays towards a config-dependent floor
+    floor = (p["x"] - 0.3) ** 2
+    return iter([floor + 1.0 / e for e in range(1, 10)])
+
+
+def test_curve_cache_and_budget():
+    prob = bench.Problem("test_curve", {"x": hp.Float(0, 1)}, curve=_fake_curve,
+                         max_resource=9, kind="curve")
+    cache = CurveCache(prob)
+    rows = run_one(prob, OPTIMIZERS["hpcore-random+asha"], 0, 6, cache=cache)
+    assert rows[-1]["cum_epochs"] <= 6 * 9 and rows[-1]["cum_epochs"] + 9 > 6 * 9
+    assert sum(r["epochs"] for r in rows) == rows[-1]["cum_epochs"]
+    assert any(r["state"] == "pruned" for r in rows) and len(rows) > 6
+    again = run_one(prob, OPTIMIZERS["hpcore-random+asha"], 0, 6, cache=cache)
+    assert [r["value"] for r in again] == [r["value"] for r in rows]
+    assert cache.computed == sum(r["epochs"] for r in rows)  # the replay computed nothing
+
+
+def test_harness_tiny_run_csv(tmp_path):
+    """The harness end to end on one tiny problem: CSV columns, every optimizer's budget."""
+    from hpcore.bench.runner import run_compare
+
+    names = ["hpcore-random", "hpcore-qmc", "hpcore-bayes", "hpcore-genetic"]
+    for peer in ("optuna-tpe", "optuna-random", "hyperopt-tpe", "skopt-gp"):
+        if not OPTIMIZERS[peer].missing():
+            names.append(peer)
+    run_compare(problems=["branin"], optimizers=names, n_trials=12, seeds=2, n_initial=5,
+                out=tmp_path, tag="tiny", log=lambda *a, **k: None)
+    with open(tmp_path / "compare_tiny.csv") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == COLUMNS
+        rows = list(reader)
+    for required in ("optimizer", "problem", "seed", "trial", "value", "best_so_far",
+                     "suggest_time", "objective_time"):
+        assert required in COLUMNS
+    for name in names:
+        for seed in ("0", "1"):
+            mine = [r for r in rows if r["optimizer"] == name and r["seed"] == seed]
+            assert [int(r["trial"]) for r in mine] == list(range(12)), name
+            best = np.minimum.accumulate([float(r["value"]) for r in mine])
+            np.testing.assert_allclose([float(r["best_so_far"]) for r in mine], best)
+            assert all(float(r["suggest_time"]) >= 0 and float(r["objective_time"]) >= 0
+                       for r in mine)
+    md = (tmp_path / "compare_tiny.md").read_text()
+    assert "mean normalized regret" in md and "hpcore-bayes" in md
+    for suffix in ("best", "regret", "suggest"):
+        pytest.importorskip("matplotlib")
+        assert (tmp_path / f"compare_tiny_{suffix}.png").stat().st_size > 1000
+
+
+def test_missing_peer_is_skipped_with_a_message(tmp_path):
+    from hpcore.bench.runner import run_compare
+
+    bench.register_optimizer("test-needs-missing", _FirstCorner,
+                             requires=("hpcore_no_such_module",), replace=True)
+    msgs = []
+    try:
+        run_compare(problems=["branin"], optimizers=["test-needs-missing"], n_trials=3,
+                    seeds=1, n_initial=2, out=tmp_path, tag="skip", log=msgs.append)
+    finally:
+        OPTIMIZERS.pop("test-needs-missing")
+    assert any("skipping test-needs-missing" in m and "hpcore_no_such_module" in m for m in msgs)
+    assert "test-needs-missing" in (tmp_path / "compare_skip.md").read_text()
+
+
+def test_import_needs_no_peer():
+    code = ("import sys, hpcore, hpcore.bench, hpcore.bench.problems, hpcore.bench.optimizers;"
+            "bad = [m for m in ('optuna', 'skopt', 'hyperopt', 'torch', 'matplotlib', 'sklearn')"
+            " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_regret_normalization():
+    from hpcore.bench.report import summarize
+
+    rows = []
+    for opt, finals in (("hpcore-random", [4.0, 6.0]), ("optuna-tpe", [1.0, 3.0]),
+                        ("hpcore-bayes", [2.0, 2.0])):
+        for seed, v in enumerate(finals):
+            rows.append({"optimizer": opt, "problem": "p", "seed": seed, "trial": 0, "value": v,
+                         "true_value": v, "best_so_far": v, "suggest_time": 0.001,
+                         "objective_time": 0.0, "state": "complete", "epochs": 0})
+    s = summarize(rows)
+    e = s["problems"]["p"]
+    assert e["best_seen"] == 1.0 and e["reference"] == 5.0 and e["best_peer"] == "optuna-tpe"
+    assert s["optimizers"]["hpcore-random"]["mean_regret"] == pytest.approx(1.0)
+    assert s["optimizers"]["optuna-tpe"]["mean_regret"] == pytest.approx(0.25)
+    assert s["optimizers"]["hpcore-bayes"]["mean_regret"] == pytest.approx(0.25)
