@@ -755,7 +755,8 @@ class SQLiteStorage(BaseStorage):
             sid, stored, stored_space = self.get_study(name)
         except StudyNotFound:
             if self.read_only:
-                raise
+                raise PermissionError(f"storage: {self.path!r} is open read-only (mode=ro): "
+                                      f"study {name!r} does not exist and cannot be created") from None
         else:
             _check_directions(name, stored, directions)
             return sid, stored, stored_space
