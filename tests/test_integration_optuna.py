@@ -117,6 +117,18 @@ def test_each_finished_trial_is_converted_once():
     assert s._view.n_converted == 59
 
 
+def test_adapters_pickle_and_resume_the_same_sequence():
+    import pickle
+
+    a, sa = run("genetic", 5, n_trials=12)
+    sb = pickle.loads(pickle.dumps(sa))     # caches dropped, rebuilt from the study
+    pb = pickle.loads(pickle.dumps(as_optuna_pruner(hp.ASHA(1, 9))))
+    assert sb._view is None and isinstance(pb.hp_pruner, hp.ASHA)
+    b = optuna.create_study(sampler=sb)
+    b.optimize(objective, n_trials=12)
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+
+
 def test_failed_and_nan_trials_are_not_observations():
     s = as_optuna_sampler(hp.BayesSampler(n_startup_trials=2, seed=0))
     study = optuna.create_study(sampler=s)

@@ -336,6 +336,13 @@ class HPCoreOptunaSampler(optuna.samplers.BaseSampler):
     def __repr__(self) -> str:
         return f"as_optuna_sampler({self.hp_sampler!r})"
 
+    def __getstate__(self) -> dict:
+        # the view and the intersection cache are rebuilt from the study: never pickled
+        return {"hp_sampler": self.hp_sampler}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["hp_sampler"])
+
     def __str__(self) -> str:
         return f"hpcore:{type(self.hp_sampler).__name__}"
 
@@ -470,6 +477,12 @@ class HPCoreOptunaPruner(optuna.pruners.BasePruner):
 
     def __repr__(self) -> str:
         return f"as_optuna_pruner({self.hp_pruner!r})"
+
+    def __getstate__(self) -> dict:
+        return {"hp_pruner": self.hp_pruner}    # the report log is rebuilt from the study
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["hp_pruner"])
 
     def prune(self, study: "OptunaStudy", trial: "OptunaFrozenTrial") -> bool:
         """The hpcore pruner's verdict on ``trial``'s last report."""
