@@ -3,6 +3,7 @@
 The public API, re-exported; nothing else lives here.
 """
 from hpcore._config import __version__, show_config
+from hpcore._export import best_trials_table
 from hpcore._summary import StudySummary, list_studies
 from hpcore.executors.local import ProcessExecutor
 from hpcore.pruners import (ASHA, BasePruner, CompositePruner, Hyperband, MedianPruner, NopPruner,
@@ -51,6 +52,7 @@ __all__ = [
     "ThresholdPruner",
     "__version__",
     "any_of",
+    "best_trials_table",
     "list_studies",
     "load_study",
     "show_config",
