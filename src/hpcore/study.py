@@ -280,6 +280,8 @@ class Study:
                 self._study_id, {"budget": budget} if budget is not None else None, params,
                 take_queued=params is None, budget=None if budget is None else float(budget))
             tid, number = new.trial_id, new.number
+            if self._heartbeat is not None:   # beats from now on, also while the sampler runs
+                self._heartbeat.add(tid)
             if new.params is not None:        # given, or a queued re-run
                 params = new.params
                 budget = new.system_attrs.get("budget", budget)
@@ -297,8 +299,6 @@ class Study:
                 except BaseException:
                     self._abandon(tid, None)
                     raise
-            if self._heartbeat is not None:
-                self._heartbeat.add(tid)
         return Trial(number, tid, params, reporter=self.report, attr_setter=self.set_user_attr,
                      budget=budget)
 
@@ -307,6 +307,8 @@ class Study:
         FAIL it with ``error``.  Never raises, so the caller's error is the one seen; if
         the storage refuses even this, the trial has no heartbeat and the stale sweep
         fails it after the grace period (without re-running: it has no params)."""
+        if self._heartbeat is not None:
+            self._heartbeat.discard(trial_id)
         try:
             if error is None:
                 self.storage.discard_trial(trial_id)
