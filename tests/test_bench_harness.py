@@ -203,3 +203,13 @@ def test_regret_normalization():
     assert s["optimizers"]["hpcore-random"]["mean_regret"] == pytest.approx(1.0)
     assert s["optimizers"]["optuna-tpe"]["mean_regret"] == pytest.approx(0.25)
     assert s["optimizers"]["hpcore-bayes"]["mean_regret"] == pytest.approx(0.25)
+
+
+def test_cli_bench_passes_its_options(capsys):
+    from hpcore.cli import main
+
+    assert main(["bench", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "optimizer hpcore-bayes" in out and "problem   sgd_synth" in out
+    with pytest.raises(SystemExit):
+        main(["bench", "--no-such-option"])
