@@ -28,6 +28,12 @@ Usage::
 
     .venv/bin/python bench/bench_overhead.py           # n = 1,000 and 10,000
     .venv/bin/python bench/bench_overhead.py --quick   # n = 200 and 1,000, one repeat
+    .venv/bin/python bench/bench_overhead.py --heartbeat   # hpcore SQLite, heartbeats off/on
+
+``--heartbeat`` measures only hpcore on SQLite, side by side in interleaved rounds:
+heartbeats off (``heartbeat_interval=None``), the default (10 s; the first ask runs one
+stale sweep), and a 0.05 s interval (the heartbeat thread beats and sweeps ~20 times a
+second during the run, so its cost on ask+tell shows); per-call median, p90 and max.
 """
 from __future__ import annotations
 
@@ -102,9 +108,63 @@ def run_hpcore(n: int, storage: Any = None, seed: int = 0) -> np.ndarray:
         t2 = pc()
         study.tell(trial, value)
         out[i] = (t1 - t0) + (pc() - t2)
+    if hasattr(study, "close"):
+        study.close()                      # stops the heartbeat thread
     if storage is not None and hasattr(study.storage, "close"):
         study.storage.close()
     return out
+
+
+HEARTBEAT_MODES = (("off", None), ("10 s (default)", 10.0), ("0.05 s", 0.05))
+
+
+def measure_heartbeats(n: int, repeats: int, log: Callable[[str], None]) -> dict:
+    """Per-call ask+tell seconds of hpcore on SQLite for each heartbeat mode, pooled over
+    ``repeats`` interleaved rounds (mode order rotated each round)."""
+    calls: dict[str, list[np.ndarray]] = {m: [] for m, _ in HEARTBEAT_MODES}
+    with tempfile.TemporaryDirectory() as tmp:
+        run_hpcore(200, hp.SQLiteStorage(os.path.join(tmp, "warm.db")))     # warm-up
+        for r in range(repeats):
+            order = HEARTBEAT_MODES[r % 3:] + HEARTBEAT_MODES[:r % 3]
+            for mode, interval in order:
+                path = os.path.join(tmp, f"hb-{r}-{interval}.db")
+                x = run_hpcore(n, hp.SQLiteStorage(path, heartbeat_interval=interval), seed=r)
+                calls[mode].append(x)
+                log(f"  round {r + 1}/{repeats} heartbeat {mode:>15}: median "
+                    f"{np.median(x) * 1e6:7.1f} us")
+    return {m: np.concatenate(v) for m, v in calls.items()}
+
+
+def heartbeat_table(calls: dict) -> str:
+    base = float(np.median(calls["off"]))
+    rows = ["| heartbeats | median us | p90 us | max us | median vs off |",
+            "|---|---:|---:|---:|---:|"]
+    for mode, x in calls.items():
+        med = float(np.median(x))
+        rows.append(f"| {mode} | {med * 1e6:.1f} | {np.percentile(x, 90) * 1e6:.1f} | "
+                    f"{x.max() * 1e6:.1f} | {100 * (med / base - 1):+.2f}% |")
+    return "\n".join(rows)
+
+
+def main_heartbeat(n: int, repeats: int, out: str) -> int:
+    cmd = f".venv/bin/python bench/bench_overhead.py --heartbeat --n {n} --repeats {repeats}"
+    started = _dt.datetime.now(_dt.timezone.utc)
+    print(f"hpcore SQLite ask+tell, heartbeats off/on, n = {n}, {repeats} rounds", flush=True)
+    with threadpool_limits(1):
+        calls = measure_heartbeats(n, repeats, log=lambda s: print(s, flush=True))
+    tab = heartbeat_table(calls)
+    print()
+    print(tab)
+    md = ["# ask+tell overhead of heartbeats (hpcore, SQLite, RandomSampler)", "",
+          f"- date: {started:%Y-%m-%d %H:%M} UTC", f"- command: `{cmd}`",
+          f"- {n} trials per study, {repeats} interleaved rounds per mode, every call pooled "
+          f"({n * repeats} calls per row); OMP/BLAS threads 1; machine: {platform.platform()}, "
+          f"{os.cpu_count()} CPUs, load average at end {os.getloadavg()[0]:.2f}", "", tab, ""]
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        f.write("\n".join(md))
+    print(f"\nwritten to {out}")
+    return 0
 
 
 def _optuna_loop(study: Any, n: int) -> np.ndarray:
@@ -314,7 +374,14 @@ def main(argv: list[str] | None = None) -> int:
                          "the fsync-bound SQLite rows run once")
     ap.add_argument("--out", default=RESULTS,
                     help="markdown report (default bench/results/overhead.md)")
+    ap.add_argument("--heartbeat", action="store_true",
+                    help="only hpcore SQLite with heartbeats off / 10 s / 0.05 s, side by side "
+                         "(report: bench/results/overhead_heartbeat.md)")
+    ap.add_argument("--n", type=int, default=1_000, help="trials per study for --heartbeat")
     args = ap.parse_args(argv)
+    if args.heartbeat:
+        out = args.out if args.out != RESULTS else RESULTS.replace(".md", "_heartbeat.md")
+        return main_heartbeat(args.n, args.repeats or 6, out)
     ns = [200, 1_000] if args.quick else [1_000, 10_000]
     repeats = args.repeats or (1 if args.quick else 3)
     import optuna
