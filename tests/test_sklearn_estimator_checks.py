@@ -60,7 +60,13 @@ def _pairs():
     ]
 
 
-_TWIN = {id(h): g for h, g in _pairs()}
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 def _grid_expected_failures(grid_search) -> dict:
