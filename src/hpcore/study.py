@@ -663,3 +663,8 @@ class _RunBudget:
     def started(self) -> None:
         self.n_started += 1
 
+    def refund(self) -> None:
+        """A started trial was lost with its worker and re-queued: its re-run does not
+        count against ``n_trials`` (so this run re-runs it)."""
+        self.n_started = max(0, self.n_started - 1)
+

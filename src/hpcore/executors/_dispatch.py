@@ -346,6 +346,14 @@ def finish_outcome(study: "Study", trial: Trial, outcome: tuple) -> FrozenTrial 
                           error=f"could not record the result: {type(exc).__name__}: {exc}")
 
 
+def _requeued(study: "Study", frozen: FrozenTrial) -> bool:
+    """Whether ``tell(..., retry=True)`` queued ``frozen``'s configuration for a re-run."""
+    if frozen.state != TrialState.FAIL or not frozen.params:
+        return False
+    attempt = study.storage.get_trial(frozen.trial_id).system_attrs.get("attempt", 0)
+    return attempt < study.retries
+
+
 def dispatch(study: "Study", budget, callbacks, show_progress: bool, runner: Runner) -> None:
     """Keep the runner's slots busy until the budget or the sampler runs out.
 
@@ -379,6 +387,8 @@ def dispatch(study: "Study", budget, callbacks, show_progress: bool, runner: Run
                 trial = pending.pop(handle)
                 frozen = finish_outcome(study, trial, outcome)
                 if frozen is not None:
+                    if outcome[0] == "lost" and _requeued(study, frozen):
+                        budget.refund()   # the re-run of a lost trial is not a new trial
                     study.after_trial(frozen, callbacks, show_progress)
     except BaseException as exc:
         error = interruption_error(exc)
