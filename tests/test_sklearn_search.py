@@ -407,3 +407,23 @@ def test_nested_parameter_of_a_searched_step_is_accepted():
     est = Ridge()
     assert HPSearchCV(est, {"alpha": [1.0, 2.0]}, cv=2).fit(X_IRIS, Y_IRIS[:]).best_estimator_ \
         is not est
+
+
+def test_example_tune_sklearn_pipeline_quick(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PYTHONWARNINGS="ignore")
+    t0 = __import__("time").perf_counter()
+    out = subprocess.run([sys.executable, os.path.join(root, "python", "tune_sklearn_pipeline.py"),
+                          "--quick", "--db", str(tmp_path / "p.db")], capture_output=True,
+                         text=True, timeout=300, env=env, cwd=root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert __import__("time").perf_counter() - t0 < 120
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("HPSearchCV bayes+halving") for line in lines)
+    assert "candidates stopped on a subsample" in out.stdout
+    assert "resumed from" in out.stdout and (tmp_path / "p.db").exists()
