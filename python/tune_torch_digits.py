@@ -215,7 +215,8 @@ def save_plots(study: hp.Study, out: str) -> list[str]:
     save("intermediate", P.plot_intermediate_values, study)
     save("importance", P.plot_param_importances, study)
     save("pareto", P.plot_pareto_front, pareto_study(study),
-         title="accuracy against model size (completed trials)")
+         title="accuracy against model size (completed trials)",
+         labels=("validation accuracy (maximize)", "number of weights (minimize)"))
     return paths
 
 

@@ -192,5 +192,6 @@ def plot_param_importances(study: "Study", path: Any = None, *, params: Sequence
                       fontsize=8)
     ax.set_xlim(0, max(imp.values()) * 1.18 + 1e-12)
     ax.tick_params(axis="y", labelsize=8)
-    ax.set_title(title or f"Parameter importance: {study.name} ({len(trials)} trials)")
+    ax.set_title(title or f"Parameter importance\n{study.name} ({len(trials)} trials)",
+                 fontsize=10)
     return finish(fig, path, owned)

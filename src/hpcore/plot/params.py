@@ -23,7 +23,7 @@ def plot_parallel_coordinates(study: "Study", path: Any = None, *, params: Seque
 
     Each parameter axis spans its domain in the space's own scale (log parameters
     log-spaced, choices evenly spaced and labelled); a parameter that is inactive in a
-    trial (conditional) leaves a gap in that trial's line.
+    trial (conditional) is skipped by that trial's line (it joins its neighbours).
 
     Parameters
     ----------
@@ -57,9 +57,11 @@ def plot_parallel_coordinates(study: "Study", path: Any = None, *, params: Seque
     norm = plt.Normalize(vmin=float(y.min()), vmax=float(y.max()) if span > 0 else float(y.min()) + 1)
     xs = np.arange(data.shape[1])
     for i in order[:-1]:
-        ax.plot(xs, data[i], color=cmap(norm(y[i])), alpha=0.55, lw=1.0)
+        ok = np.isfinite(data[i])          # an inactive parameter is skipped, not a gap
+        ax.plot(xs[ok], data[i][ok], color=cmap(norm(y[i])), alpha=0.55, lw=1.0)
     best = order[-1]
-    ax.plot(xs, data[best], color="tab:red", lw=2.4, zorder=5)
+    ok = np.isfinite(data[best])
+    ax.plot(xs[ok], data[best][ok], color="tab:red", lw=2.4, zorder=5)
     for j, name in enumerate(names):
         ax.axvline(j, color="0.3", lw=0.8)
         dist = study.space[name]

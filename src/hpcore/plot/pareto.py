@@ -27,7 +27,8 @@ def pareto_front_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarr
 
 
 def plot_pareto_front(study: "Study", path: Any = None, *, objectives: tuple[int, int] = (0, 1),
-                      ax: Any = None, title: str | None = None):
+                      ax: Any = None, title: str | None = None,
+                      labels: tuple[str, str] | None = None):
     """COMPLETE trials of a multi-objective study in the plane of two objectives, the
     non-dominated ones (in that plane) in red and joined by the front's staircase.
 
@@ -40,6 +41,8 @@ def plot_pareto_front(study: "Study", path: Any = None, *, objectives: tuple[int
         The two objectives on the x and y axes.
     ax : matplotlib Axes, optional
     title : str, optional
+    labels : (str, str), optional
+        Axis labels (default: the objectives' indices and directions).
 
     Returns
     -------
@@ -67,8 +70,8 @@ def plot_pareto_front(study: "Study", path: Any = None, *, objectives: tuple[int
     ax.plot(f[:, 0], f[:, 1], color="tab:red", lw=1.2, drawstyle="steps-post", zorder=3)
     ax.scatter(f[:, 0], f[:, 1], s=30, color="tab:red", edgecolors="k", linewidths=0.5,
                label=f"Pareto front ({len(f)})", zorder=4)
-    ax.set_xlabel(objective_label(study, i))
-    ax.set_ylabel(objective_label(study, j))
+    ax.set_xlabel(labels[0] if labels else objective_label(study, i))
+    ax.set_ylabel(labels[1] if labels else objective_label(study, j))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or f"Pareto front: {study.name} ({len(trials)} trials)")
