@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpcore.kernels._acquisition import ACQUISITIONS, maximize_acquisition
-from hpcore.kernels._gp import KERNELS, GPModel, blas_single_thread, gp_fit, gp_predict
+from hpcore.kernels._gp import (KERNELS, MIN_NOISE_VAR, GPModel, blas_single_thread, gp_fit,
+                                gp_predict)
 from hpcore.samplers._fidelity import RungCollector, rung_resources
 from hpcore.samplers.base import BaseSampler
 from hpcore.samplers.qmc import QMCSampler
@@ -34,7 +35,9 @@ _PENDING = ("believer", "liar_min", "liar_mean", "liar_max")
 _TRANSFORMS = (None, "log", "power")
 _MAX_LEVELS = 1024   # ordinal columns with more levels are optimized as continuous
 _PARALLEL_MIN_OBS = 256
-_WARM_MAX_OBS = 100     # beyond, hyperparameters move only at the periodic full fits
+_WARM_MAX_OBS = 100     # beyond, bounded warm refits every refit_every observations
+_REFIT_WORK = 3.0e9     # beyond _WARM_MAX_OBS: L-BFGS-B iterations of a refit ~ _REFIT_WORK / n^3
+_LOCAL_MAX_OBS = 2000   # beyond, a local GP on the nearest points to the incumbent
 
 
 def _check_int(name: str, v: Any, lo: int) -> int:
@@ -62,12 +65,24 @@ class BayesSampler(BaseSampler):
         quantity, so it compresses the bad tail.)
     pending : {"believer", "liar_min", "liar_mean", "liar_max"}
         How RUNNING trials are fantasized so parallel workers get different points:
-        kriging believer (posterior mean) or a constant liar.
+        kriging believer (posterior mean) or a constant liar.  Fantasies are
+        conditioned on as noise-free observations (variance ``1e-6 * signal_var``), so
+        the posterior variance collapses at and around each pending point and the
+        acquisition there drops, whatever noise level the GP has fitted.
+    pending_radius : float
+        No suggestion lies within this Euclidean distance (in the unit cube of the
+        encoded space) of a pending trial: candidates closer are skipped for the next
+        best, then a quasi-random point.  Only a finite, nearly exhausted space can
+        force a closer point.
     refit_every : int
-        Full multi-start hyperparameter fit every ``max(refit_every, n // 10)`` new
-        observations; in between, one warm-started L-BFGS-B run from the previous
-        hyperparameters (up to 100 observations; beyond, the previous hyperparameters
-        are kept and only the Cholesky factor is recomputed).
+        Up to 100 observations: full multi-start hyperparameter fit every
+        ``max(refit_every, n // 10)`` new observations and one warm-started L-BFGS-B
+        run of ``warm_maxiter`` iterations in between.  Beyond: a warm-started refit of
+        a bounded number of iterations (``max(1, round(3e9 / n^3))``, capped at
+        ``warm_maxiter``) every ``refit_every`` observations; between refits each new
+        observation extends the Cholesky factor by one block (a triangular solve,
+        O(n^2) per observation) instead of refactorizing, so no ask pays for a
+        full O(n^3) fit.
     n_restarts : int
         Starts of a full fit besides the warm start.
     warm_maxiter : int
@@ -88,11 +103,23 @@ class BayesSampler(BaseSampler):
         OpenMP threads of the kernels.  ``None``: one thread below
         ``_PARALLEL_MIN_OBS`` observations (the work per parallel region is too small to
         pay for waking a thread team), all cores above.
+
+    Notes
+    -----
+    Approximation beyond 2000 observations (``_LOCAL_MAX_OBS``): the GP is fitted to
+    the 2000 observations nearest the incumbent (in the lengthscale-scaled distance of
+    the last fit) and the acquisition is maximized in their bounding box, widened by
+    10% per side (a trust region around the incumbent, as in TuRBO, Eriksson et al.
+    2019).  Evaluated configurations outside the local set are still never repeated.
+    This keeps an ask's cost bounded (the exact GP would cost O(n^2) per
+    acquisition evaluation and O(n^3) per refit); its effect on search quality at
+    these sizes has not been measured against the exact GP.
     """
 
     def __init__(self, *, n_startup_trials: int = 10, acquisition: str = "logei",
                  beta: float = 2.0, kernel: str = "matern52", transform: str | None = None,
-                 pending: str = "believer", refit_every: int = 10, n_restarts: int = 2,
+                 pending: str = "believer", pending_radius: float = 1e-3,
+                 refit_every: int = 10, n_restarts: int = 2,
                  warm_maxiter: int = 10, n_starts: int = 12, n_raw_samples: int = 512,
                  multi_fidelity: bool = True, min_points: int | None = None,
                  seed: int | None = None, n_threads: int | None = None) -> None:
@@ -109,6 +136,10 @@ class BayesSampler(BaseSampler):
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (
                 math.isfinite(beta) and beta >= 0):
             raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+        if isinstance(pending_radius, bool) or not isinstance(pending_radius, (int, float)) \
+                or not (math.isfinite(pending_radius) and pending_radius >= 0):
+            raise ValueError(f"pending_radius must be a finite number >= 0, got {pending_radius!r}")
+        self.pending_radius = float(pending_radius)
         self.acquisition = acquisition
         self.beta = float(beta)
         self.kernel = kernel
@@ -149,6 +180,8 @@ class BayesSampler(BaseSampler):
         self._numbers: list[int] = []
         self._theta: np.ndarray | None = None
         self._n_at_full_fit = 0
+        self._n_at_refit = 0
+        self._chol: GPModel | None = None     # factor of the last fit's data, for appends
         self._layout = None
         self._rungs: RungCollector | None = None
         self._rung_theta: dict[int, tuple[np.ndarray | None, int]] = {}
@@ -249,15 +282,16 @@ class BayesSampler(BaseSampler):
         X, y_raw, numbers = rungs.rung(L)
         self.last_fit_rung, self.last_fit_numbers = L, list(numbers)
         # hyperparameter warm starts are kept per rung: each rung is its own data set
-        saved = (self._theta, self._n_at_full_fit)
+        saved = (self._theta, self._n_at_full_fit, self._n_at_refit, self._chol)
         self._theta, self._n_at_full_fit = self._rung_theta.get(L, (None, 0))
+        self._n_at_refit, self._chol = self._n_at_full_fit, None
         try:
             with blas_single_thread():
                 return self._propose(study, number, X, y_raw,
                                      np.array(rungs.finished_rows))
         finally:
             self._rung_theta[L] = (self._theta, self._n_at_full_fit)
-            self._theta, self._n_at_full_fit = saved
+            self._theta, self._n_at_full_fit, self._n_at_refit, self._chol = saved
 
     def _threads(self, n: int) -> int | None:
         if self.n_threads is not None:
@@ -265,27 +299,83 @@ class BayesSampler(BaseSampler):
         return 1 if n < _PARALLEL_MIN_OBS else None
 
     def _fit(self, X: np.ndarray, y: np.ndarray, number: int) -> GPModel:
-        """Full multi-start fit every ``max(refit_every, n // 10)`` new observations; in
-        between a warm-started L-BFGS-B run (up to ``_WARM_MAX_OBS`` observations) or,
-        beyond, only a Cholesky at the previous hyperparameters."""
+        """Up to ``_WARM_MAX_OBS`` observations: full multi-start fit every
+        ``max(refit_every, n // 10)`` new observations, a warm-started L-BFGS-B run in
+        between.  Beyond: a warm-started refit of a bounded number of iterations every
+        ``refit_every`` observations; in between the previous Cholesky factor is
+        extended by the new rows (O(n^2) each) at the same hyperparameters."""
         n = len(y)
         nt = self._threads(n)
         seed = (self.seed * 1_000_003 + number) % (2 ** 63)
-        if self._theta is None or n - self._n_at_full_fit >= max(self.refit_every, n // 10):
-            # beyond _WARM_MAX_OBS the warm start is reliable: one fresh start is enough
-            restarts = max(self.n_restarts, 1) if n <= _WARM_MAX_OBS else 1
+        if self._theta is None and n > _WARM_MAX_OBS:
+            # cold start on many observations: hyperparameters from a full fit on a
+            # random subset of 2 * _WARM_MAX_OBS of them (O(subset^3) per evaluation),
+            # then one factorization of all; the bounded refits refine them later
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 13]))
+            sub = np.sort(rng.choice(n, 2 * _WARM_MAX_OBS, replace=False))
+            theta = gp_fit(X[sub], y[sub], kernel=self.kernel, n_restarts=max(self.n_restarts, 1),
+                           seed=seed, n_threads=nt, maxiter=200).theta
+            model = gp_fit(X, y, kernel=self.kernel, theta0=theta, optimize=False, n_threads=nt)
+            self._n_at_full_fit = self._n_at_refit = n
+        elif self._theta is None or (n <= _WARM_MAX_OBS and n - self._n_at_full_fit
+                                     >= max(self.refit_every, n // 10)):
             model = gp_fit(X, y, kernel=self.kernel, theta0=self._theta,
-                           n_restarts=restarts, seed=seed, n_threads=nt,
-                           maxiter=200 if n <= 500 else 50)
-            self._n_at_full_fit = n
+                           n_restarts=max(self.n_restarts, 1), seed=seed, n_threads=nt,
+                           maxiter=200)
+            self._n_at_full_fit = self._n_at_refit = n
         elif n <= _WARM_MAX_OBS:
             model = gp_fit(X, y, kernel=self.kernel, theta0=self._theta, n_restarts=0,
                            maxiter=self.warm_maxiter, seed=seed, n_threads=nt)
+            self._n_at_refit = n
+        elif abs(n - self._n_at_refit) >= self.refit_every:
+            iters = int(min(self.warm_maxiter, max(1, round(_REFIT_WORK / float(n) ** 3))))
+            model = gp_fit(X, y, kernel=self.kernel, theta0=self._theta, n_restarts=0,
+                           maxiter=iters, seed=seed, n_threads=nt)
+            self._n_at_refit = n
         else:
-            model = gp_fit(X, y, kernel=self.kernel, theta0=self._theta, optimize=False,
-                           n_threads=nt)
+            model = self._extended(X, y, nt)
         self._theta = model.theta
+        self._chol = model
         return model
+
+    def _extended(self, X: np.ndarray, y: np.ndarray, nt: int | None) -> GPModel:
+        """The model at the current hyperparameters on ``(X, y)``: the cached factor
+        extended by the rows it lacks when it covers a prefix of ``X``, else a fresh
+        factorization."""
+        old = self._chol
+        m = 0 if old is None else len(old.y)
+        if (old is not None and m <= len(X) and np.array_equal(old.theta, self._theta)
+                and np.array_equal(old.X, X[:m])):
+            diag = np.full(len(X) - m, old.noise_var + old.jitter)
+            try:
+                return _append_rows(old, X[m:], y, diag, nt)
+            except np.linalg.LinAlgError:
+                pass
+        return gp_fit(X, y, kernel=self.kernel, theta0=self._theta, optimize=False,
+                      n_threads=nt)
+
+    def _local(self, X: np.ndarray, y: np.ndarray):
+        """Beyond ``_LOCAL_MAX_OBS`` observations: the ``_LOCAL_MAX_OBS`` nearest the
+        incumbent (lengthscale-scaled distance) and the trust-region box around them."""
+        if len(y) <= _LOCAL_MAX_OBS:
+            return X, y, None
+        d = X.shape[1]
+        w = np.ones(d) if self._theta is None else np.exp(-2.0 * self._theta[:d])
+        inc = X[int(np.argmin(y))]
+        dist = ((X - inc) ** 2) @ w
+        idx = np.sort(np.argpartition(dist, _LOCAL_MAX_OBS - 1)[:_LOCAL_MAX_OBS])
+        Xl = X[idx]
+        lo, hi = Xl.min(axis=0), Xl.max(axis=0)
+        pad = 0.1 * (hi - lo)
+        box = np.column_stack([np.clip(lo - pad, 0.0, 1.0), np.clip(hi + pad, 0.0, 1.0)])
+        _, discrete, blocks = self._layout
+        for j in discrete:
+            box[j] = (0.0, 1.0)
+        for a, b in blocks:
+            box[a:b] = (0.0, 1.0)
+        # the local set changes from ask to ask: no factor to extend
+        self._chol = None
+        return np.ascontiguousarray(Xl), y[idx], box
 
     def _propose(self, study: "Study", number: int, X: np.ndarray | None = None,
                  y_raw: np.ndarray | None = None,
@@ -298,11 +388,13 @@ class BayesSampler(BaseSampler):
             X, y = self._X, self._targets()
         else:
             y = self._targets(y_raw)
+        exclude = X if evaluated is None else evaluated
+        X, y, box = self._local(X, y)
         model = self._fit(X, y, number)
         nt = self._threads(len(y))
         f_best = float(y.min())
         pend = [t for t in study.running_trials() if t.number != number and t.params]
-        exclude = X if evaluated is None else evaluated
+        Xp = np.empty((0, X.shape[1]))
         if pend:
             Xp = np.array([self._encode(study, t.params) for t in pend])
             if self.pending == "believer":
@@ -310,25 +402,77 @@ class BayesSampler(BaseSampler):
             else:
                 c = {"liar_min": y.min(), "liar_mean": y.mean(), "liar_max": y.max()}[self.pending]
                 yp = np.full(len(Xp), c)
-            model = gp_fit(np.vstack([X, Xp]), np.concatenate([y, yp]), kernel=self.kernel,
-                           theta0=model.theta, optimize=False, n_threads=nt)
-            exclude = model.X if evaluated is None else np.vstack([evaluated, Xp])
+            # fantasies are noise-free: the posterior variance collapses around them
+            diag = np.full(len(Xp), MIN_NOISE_VAR * model.signal_var + model.jitter)
+            try:
+                model = _append_rows(model, Xp, np.concatenate([y, yp]), diag, nt)
+            except np.linalg.LinAlgError:
+                model = gp_fit(np.vstack([X, Xp]), np.concatenate([y, yp]),
+                               kernel=self.kernel, theta0=model.theta, optimize=False,
+                               n_threads=nt)
+            exclude = np.vstack([exclude, Xp])
         _, discrete, blocks = self._layout
         k = min(5, len(y))
         x_best = X[np.argsort(y, kind="stable")[:k]]
         xs, _ = maximize_acquisition(
-            model, kind=self.acquisition, f_best=f_best, beta=self.beta, discrete=discrete,
-            categorical=blocks, n_starts=self.n_starts, n_raw_samples=self.n_raw_samples,
-            x_best=x_best, exclude=exclude, seed=(self.seed + 7919 * number) % (2 ** 63),
-            return_all=True, n_threads=nt)
+            model, kind=self.acquisition, f_best=f_best, beta=self.beta, bounds=box,
+            discrete=discrete, categorical=blocks, n_starts=self.n_starts,
+            n_raw_samples=self.n_raw_samples, x_best=x_best, exclude=exclude,
+            seed=(self.seed + 7919 * number) % (2 ** 63), return_all=True, n_threads=nt)
         seen = {self._key_of(r) for r in exclude}
         for x in xs:
             cfg = space.decode(x)
-            if self._key_of(self._encode(study, cfg)) not in seen:
+            u = self._encode(study, cfg)
+            if self._key_of(u) not in seen and self._apart(u, Xp):
                 return cfg
-        # every candidate maps onto an evaluated configuration: fall back to quasi-random
+        # every candidate maps onto an evaluated configuration or next to a pending one:
+        # fall back to quasi-random (only a nearly exhausted finite space can then clash)
         return self._startup.sample(study, number)
+
+    def _apart(self, u: np.ndarray, Xp: np.ndarray) -> bool:
+        """Whether ``u`` is farther than ``pending_radius`` from every pending row."""
+        if len(Xp) == 0:
+            return True
+        return bool(np.sqrt(((Xp - u) ** 2).sum(axis=1)).min() > self.pending_radius)
 
     @staticmethod
     def _key_of(x: np.ndarray) -> bytes:
         return np.round(x, 9).tobytes()
+
+
+def _append_rows(model: GPModel, Xn: np.ndarray, y: np.ndarray, diag: np.ndarray,
+                 n_threads: int | None) -> GPModel:
+    """``model`` conditioned on the extra inputs ``Xn`` (targets: the tail of ``y``,
+    whose head replaces ``model.y``) with per-row noise ``diag``: the Cholesky factor
+    grows by one block, ``L21 = (L11^{-1} K12)^T`` (a triangular solve, O(n^2 k)) and
+    ``L22 = chol(K22 + diag - L21 L21^T)``, instead of an O(n^3) refactorization.
+
+    Raises ``numpy.linalg.LinAlgError`` when the Schur complement is not positive
+    definite."""
+    from scipy.linalg import cho_solve, solve_triangular
+
+    from hpcore._kernels import gp as _gpk
+
+    n, k = len(model.y), len(Xn)
+    X = model.X
+    if k:
+        Xn = np.ascontiguousarray(Xn, dtype=np.float64)
+        K12 = _gpk.kernel_matrix(model.X, Xn, model.inv_l2, model.signal_var, model.kind,
+                                 n_threads)
+        K22 = _gpk.kernel_matrix(Xn, Xn, model.inv_l2, model.signal_var, model.kind,
+                                 n_threads)
+        K22[np.diag_indices(k)] += diag
+        B = solve_triangular(model.L, K12, lower=True, check_finite=False)
+        L22 = np.linalg.cholesky(K22 - B.T @ B)
+        L = np.zeros((n + k, n + k))
+        L[:n, :n] = model.L
+        L[n:, :n] = B.T
+        L[n:, n:] = L22
+        X = np.vstack([model.X, Xn])
+    else:
+        L = model.L
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    alpha = cho_solve((L, True), y, check_finite=False)
+    lml = float(-0.5 * y @ alpha - np.log(np.diag(L)).sum() - 0.5 * len(y) * math.log(2 * math.pi))
+    return GPModel(X=X, y=y, theta=model.theta, kernel=model.kernel, L=L, alpha=alpha,
+                   jitter=model.jitter, log_marginal_likelihood=lml, n_evals=0)
