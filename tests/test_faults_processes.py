@@ -342,13 +342,14 @@ def test_parallel_exceptions_keep_their_true_names():
     assert not [t for t in trials if t.error and "KeyboardInterrupt" in t.error]
 
 
-def test_a_parent_side_error_fails_the_trials_in_flight_with_its_name():
+def test_a_parent_side_error_fails_the_trials_in_flight_with_its_name(tmp_path, monkeypatch):
     class CallbackError(Exception):
         pass
 
     def callback(study, frozen):
         raise CallbackError("bad callback")
 
+    monkeypatch.setenv("HP_SYNC", str(tmp_path))   # spawned workers inherit it
     study = hp.Study(_space(), sampler=hp.RandomSampler(seed=4))
     with pytest.raises(CallbackError):
         study.optimize(_slow_x, n_trials=6, n_jobs=2, callbacks=[callback])
@@ -359,7 +360,13 @@ def test_a_parent_side_error_fails_the_trials_in_flight_with_its_name():
 
 
 def _slow_x(trial) -> float:
-    time.sleep(1.5 * (trial.number % 2))
+    """Trial 0 ends only once trial 1 runs on the other worker (which then sleeps)."""
+    flag = os.path.join(os.environ["HP_SYNC"], "odd-started")
+    if trial.number % 2:
+        open(flag, "w").close()
+        time.sleep(3.0)
+    else:
+        _wait_for(lambda: os.path.exists(flag), 60, "trial 1 to start")
     return trial.params["x"]
 
 
