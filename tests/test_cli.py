@@ -46,7 +46,7 @@ def db(tmp_path_factory):
 def hpcore(*args, cwd=None):
     env = dict(os.environ, MPLBACKEND="Agg")
     return subprocess.run([sys.executable, "-m", "hpcore.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=120, cwd=cwd, env=env)
+                          text=True, timeout=300, cwd=cwd, env=env)
 
 
 def test_list_studies(db):
