@@ -43,6 +43,13 @@ from hpcore.automl.space import TASKS, build_pipeline, pipeline_space
 
 __all__ = ["AutoML", "search"]
 
+#: Warm-start estimators cheap enough to evaluate in the main process while the
+#: workers start (on data of at most ``_INLINE_MAX_ROWS`` rows and
+#: ``_INLINE_MAX_CELLS`` values).
+_CHEAP = frozenset({"logreg", "ridge", "knn", "lasso", "elasticnet", "svc", "svr"})
+_INLINE_MAX_CELLS = 500_000
+_INLINE_MAX_ROWS = 5000
+
 #: Training rows per fold from which the subsample rungs are used.
 SUBSAMPLE_MIN_ROWS = 2000
 _MAX_STEP = 9
@@ -91,6 +98,48 @@ def _check_int(name: str, v: Any, lo: int) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
         raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
     return int(v)
+
+
+class _Starter:
+    """Starts ``n`` workers in a background thread; ``stop`` hands back those started
+    and makes the thread kill any that finish starting afterwards."""
+
+    def __init__(self, ctx, args, n: int, workers: list) -> None:
+        import threading
+
+        self._workers, self._lock, self._stopped = workers, threading.Lock(), False
+        self.error: BaseException | None = None
+
+        def run():
+            for _ in range(n):
+                try:
+                    w = Worker(ctx, *args)
+                except BaseException as exc:  # noqa: BLE001 - reported by done()
+                    self.error = exc
+                    return
+                with self._lock:
+                    if self._stopped:
+                        w.kill()
+                        return
+                    self._workers.append(w)
+
+        self._thread = threading.Thread(target=run, daemon=True, name="hpcore-automl-start")
+        self._thread.start()
+
+    def ready(self) -> list:
+        with self._lock:
+            return list(self._workers)
+
+    def done(self) -> bool:
+        if self.error is not None and not self._workers:
+            raise RuntimeError(f"could not start a worker process: {self.error}") \
+                from self.error
+        return not self._thread.is_alive()
+
+    def stop(self) -> list:
+        with self._lock:
+            self._stopped = True
+            return list(self._workers)
 
 
 class _Ensemble:
@@ -344,15 +393,28 @@ class AutoML:
         ctx = make_context()
         n_workers = self._n_workers()
         args = (X, y, folds, self.task, self._n_classes, self.seed, self._impute, self.metric)
-        workers = [Worker(ctx, *args) for _ in range(n_workers)]
         first_stage: dict[str, list[float]] = {}
+        # Workers start in a thread (a process start blocks until the fork server has
+        # imported scikit-learn: seconds on a loaded machine); meanwhile the cheap
+        # warm-start pipelines are evaluated here, so that time is not lost.
+        workers: list[Worker] = []
+        starter = _Starter(ctx, args, n_workers, workers)
+        cheap_inline = (X.shape[0] * X.shape[1] <= _INLINE_MAX_CELLS
+                        and X.shape[0] <= _INLINE_MAX_ROWS)
         try:
             while True:
                 now = time.monotonic()
                 end = self._deadline - self._reserve()
                 if now >= end:
                     break
-                for w in workers:
+                ready_workers = starter.ready()
+                if not ready_workers:
+                    if cheap_inline and queue and queue[0]["estimator"] in _CHEAP:
+                        self._run_inline(queue.pop(0), X, y, folds)
+                    else:
+                        time.sleep(0.02)
+                    continue
+                for w in ready_workers:
                     if w.job is not None:
                         continue
                     est_min = min((np.median(v) for v in first_stage.values()), default=0.0)
@@ -378,21 +440,61 @@ class AutoML:
                     trial.set_user_attr("estimator", name)
                     w.submit(_Job(trial, trial.params, self._stage_plan, warm, now),
                              trial.params, self._stage_plan)
-                busy = [w for w in workers if w.job is not None]
+                busy = [w for w in ready_workers if w.job is not None]
                 if not busy:
-                    break
+                    if starter.done():
+                        break
+                    time.sleep(0.02)
+                    continue
                 timeout = max(0.01, end - time.monotonic())
                 ready = mpc.wait([w.conn for w in busy], timeout=timeout)
                 for w in busy:
                     if w.conn in ready:
                         self._handle(w, workers, ctx, args, first_stage)
         finally:
-            for i, w in enumerate(workers):
+            for w in starter.stop():
                 if w.job is not None:
                     self._abandon(w.job, "stopped at the time budget")
                     w.kill()
                 else:
                     w.close()
+
+    def _run_inline(self, params: dict, X, y, folds) -> None:
+        """Evaluate one cheap warm-start pipeline in this process (full CV, no pruning)."""
+        from hpcore.automl._worker import evaluate_stage
+
+        trial = self.study_.ask(params=params)
+        trial.set_user_attr("estimator", params["estimator"])
+        scores, fits = [], []
+        oof = np.zeros((len(y), self._n_classes) if self.task == "classification" else len(y))
+        try:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(1):
+                for stage in self._stage_plan:
+                    if stage[2] is not None:
+                        continue
+                    sc, va, pred, fit_s = evaluate_stage(
+                        params, X, y, folds, stage, self.task, self._n_classes, self.seed,
+                        self._impute, self._score_fn)
+                    scores.append(sc)
+                    fits.append(fit_s)
+                    oof[va] = pred
+        except Exception as exc:  # noqa: BLE001 - a pipeline's error fails its trial only
+            err = traceback.format_exc(limit=6)
+            self.study_.tell(trial, exc)
+            self._record(trial, "FAIL", None, sum(fits), 0, error=err)
+            return
+        value = float(np.mean(scores))
+        trial.set_user_attr("cv_scores", [float(v) for v in scores])
+        trial.set_user_attr("fit_time", float(sum(fits)))
+        frozen = self.study_.tell(trial, value)
+        if frozen.state == hp.TrialState.COMPLETE:
+            n = trial.number
+            self._oof[n], self._value[n] = oof, value
+            self._params[n] = dict(params)
+            self._fold_fit[n] = float(np.mean(fits))
+        self._record(trial, frozen.state.name, value, sum(fits), _MAX_STEP)
 
     def _local_proposal(self, space: hp.Space, rng: np.random.Generator) -> dict | None:
         """Every other proposal after the warm start: a perturbation of one of the three

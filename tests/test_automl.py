@@ -1,0 +1,276 @@
+"""hpcore.automl: every branch of the pipeline space fits, budgets hold, pipeline errors
+become failed trials, warm start / refit / ensemble work."""
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+import hpcore as hp  # noqa: E402
+from hpcore.automl import (AutoML, available_estimators, build_pipeline,  # noqa: E402
+                           caruana_ensemble, pipeline_space)
+from hpcore.automl._metrics import get_metric  # noqa: E402
+from hpcore.automl.defaults import default_configs  # noqa: E402
+from hpcore.automl.estimator import _stages  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _data(task, n=60, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    if task == "classification":
+        y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int) + (X[:, 2] > 1.0)
+    else:
+        y = X[:, 0] * 2.0 - X[:, 1] + 0.1 * rng.normal(size=n)
+    return X, y
+
+
+def _fill(space: hp.Space, fixed: dict) -> dict:
+    """A valid configuration: ``fixed`` choices, every other active parameter at its
+    cheapest value (low end; first categorical choice)."""
+    cfg: dict = {}
+    for name in space.order:
+        if not space.is_active(name, cfg):
+            continue
+        dist = space[name]
+        if name in fixed:
+            cfg[name] = fixed[name]
+        elif isinstance(dist, hp.Categorical):
+            cfg[name] = dist.choices[0]
+        else:
+            cfg[name] = dist.low
+    return space.validate({k: cfg[k] for k in space.params if k in cfg})
+
+
+def _branches(space: hp.Space):
+    """Every estimator x feature step (RFE with both rankers), and every value of every
+    other categorical parameter under each estimator that activates it."""
+    est = space["estimator"].choices
+    feats = [{"features": f} for f in ("none", "pca", "kbest")] + \
+        [{"features": "rfe", "rfe_ranker": r} for r in ("linear", "tree")]
+    # every estimator once, every feature step under a cheap and a tree estimator
+    out = [{"estimator": e, "features": "none"} for e in est]
+    out += [{"estimator": e, **f} for e, f in itertools.product(est[:1] + ("rf",), feats)]
+    for name, dist in space.params.items():
+        if not isinstance(dist, hp.Categorical) or name in ("estimator", "features",
+                                                            "rfe_ranker"):
+            continue
+        for e in est:
+            if name == "scaler" and e not in ("knn", est[0]):
+                continue                 # the scaler step is the same for every model
+            for v in dist.choices:
+                fixed = {"estimator": e, "features": "none", name: v}
+                if name in ("mlp_lr_schedule", "mlp_momentum"):
+                    fixed["mlp_solver"] = "sgd"
+                if name == "logreg_l1_ratio":
+                    fixed["logreg_penalty"] = "elasticnet"
+                cfg = _fill(space, fixed) if _active(space, name, fixed) else None
+                if cfg is not None and cfg.get(name) == v:
+                    out.append(fixed)
+    return out
+
+
+def _active(space, name, fixed) -> bool:
+    cfg = {}
+    for n in space.order:
+        if space.is_active(n, cfg):
+            d = space[n]
+            cfg[n] = fixed.get(n, d.choices[0] if isinstance(d, hp.Categorical) else d.low)
+    return name in cfg
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_every_branch_of_the_space_fits(task):
+    space = pipeline_space(task)
+    X, y = _data(task)
+    branches = _branches(space)
+    assert len(branches) > 30
+    seen = {n: set() for n, d in space.params.items() if isinstance(d, hp.Categorical)}
+    for fixed in branches:
+        cfg = _fill(space, fixed)
+        for n in seen:
+            if n in cfg:
+                seen[n].add(cfg[n])
+        pipe = build_pipeline(cfg, task, X.shape[0], X.shape[1], seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe.fit(X, y)
+            pred = pipe.predict(X)
+        assert pred.shape == (len(X),), cfg
+        assert np.all(np.isfinite(np.asarray(pred, dtype=float))), cfg
+    for n, vals in seen.items():         # every categorical value was drawn and fitted
+        assert vals == set(space[n].choices), (n, vals)
+
+
+def test_space_rejects_bad_input_and_offers_optional_models():
+    with pytest.raises(ValueError, match="task"):
+        pipeline_space("ranking")
+    with pytest.raises(ValueError, match="estimators"):
+        pipeline_space("classification", ["ridge"])
+    est = available_estimators("classification")
+    for mod, name in (("lightgbm", "lgbm"), ("xgboost", "xgb")):
+        try:
+            __import__(mod)
+            assert name in est
+        except ImportError:
+            assert name not in est
+    space = pipeline_space("regression", ["ridge", "rf"])
+    assert [c["estimator"] for c in default_configs(space)] == ["ridge", "rf"]
+    # random draws of the whole space are valid configurations
+    s = pipeline_space("classification")
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        s.validate(s.decode_random(rng.random(len(s.params))))
+
+
+def test_fidelity_ladder():
+    small = _stages(100, 5)
+    assert small[0][0] is None and small[-1][0] == 9
+    assert [f for _, f, _ in small] == [0, 1, 2, 3, 4]
+    big = _stages(3000, 5)
+    assert big[:2] == [(1, 0, 333), (3, 0, 1000)]
+    steps = [s for s, _, _ in big]
+    assert steps == sorted(set(steps)) and steps[-1] == 9
+
+
+def test_caruana_ensemble_beats_or_equals_the_best_member():
+    rng = np.random.default_rng(0)
+    n = 400
+    y = rng.integers(0, 3, size=n)
+    truth = np.eye(3)[y]
+    members = [np.clip(truth + rng.normal(0, s, size=(n, 3)), 0, None) for s in (0.7, 0.8, 0.9)]
+    score, _ = get_metric("accuracy", "classification")
+    half = slice(0, n // 2)
+    w, s = caruana_ensemble([m[half] for m in members], y[half], score, n_iterations=30)
+    assert np.isclose(w.sum(), 1.0) and np.all(w >= 0)
+    single = [score(y[half], m[half]) for m in members]
+    assert s >= max(single)
+    # held out: the weighted average is at least as good as the best single member
+    rest = slice(n // 2, n)
+    ens = sum(wi * m[rest] for wi, m in zip(w, members))
+    best = int(np.argmax(single))
+    assert score(y[rest], ens) >= score(y[rest], members[best][rest])
+    assert (w > 0).sum() >= 2
+    with pytest.raises(ValueError, match="library"):
+        caruana_ensemble([], y, score)
+    with pytest.raises(ValueError, match="shape"):
+        caruana_ensemble([members[0], members[0][:, :2]], y, score)
+
+
+def test_automl_validates_parameters():
+    X, y = _data("classification")
+    for kw, match in [({"task": "x"}, "task"), ({"time_budget": 0}, "time_budget"),
+                      ({"cv": 1}, "cv"), ({"n_jobs": 0}, "n_jobs"),
+                      ({"metric": "r2"}, "metric"), ({"metric": "nope"}, "metric")]:
+        with pytest.raises(ValueError, match=match):
+            AutoML(**kw).fit(X, y)
+    with pytest.raises(TypeError, match="warm_start"):
+        AutoML(warm_start=object()).fit(X, y)
+    with pytest.raises(ValueError, match="not fitted"):
+        AutoML().predict(X)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(X))
+    tr, te = idx[:400], idx[400:]
+    m = AutoML(time_budget=8, cv=3, seed=0, estimators=["logreg", "knn", "rf", "svc"])
+    m.fit(X[tr], y[tr])
+    return m, X, y, tr, te
+
+
+def test_fit_predict_score_and_budget(fitted):
+    m, X, y, tr, te = fitted
+    assert m.fit_time_ <= 8 + 2.0          # overrun at most max(10%, 2 s)
+    pred = m.predict(X[te])
+    assert set(np.unique(pred)) <= set(m.classes_)
+    P = m.predict_proba(X[te])
+    assert P.shape == (len(te), 2) and np.allclose(P.sum(axis=1), 1.0)
+    acc = m.score(X[te], y[te])
+    assert acc == pytest.approx(np.mean(pred == y[te]))
+    assert acc > 0.85
+    lb = m.leaderboard_
+    rows = lb.to_dict("records") if hasattr(lb, "to_dict") else lb
+    assert rows[0]["state"] == "COMPLETE"
+    assert {"estimator", "params", "score", "fit_time", "state"} <= set(rows[0])
+    first = [r for r in rows if r["number"] == 0][0]
+    assert first["params"] == default_configs(m.study_.space)[0]   # defaults first
+    assert m.best_pipeline_.predict(X[te]).shape == (len(te),)
+    assert 1 <= len(m.ensemble_) and np.isclose(sum(w for w, _ in m.ensemble_), 1.0)
+
+
+def test_refit_and_warm_start(fitted):
+    m, X, y, tr, te = fitted
+    best = dict(m.best_params_)
+    m2 = AutoML(time_budget=6, cv=3, seed=1, warm_start=m,
+                estimators=["logreg", "knn", "rf", "svc"]).fit(X[te], y[te])
+    rows = m2.leaderboard_.to_dict("records")
+    first = [r for r in rows if r["number"] == 0][0]
+    assert first["params"] == best           # re-tuning starts from the previous best
+    # refit retrains the chosen pipelines on new data without a search
+    n_trials = len(m.study_.trials)
+    m.refit(X[te], y[te])
+    assert len(m.study_.trials) == n_trials and m.best_params_ == best
+    assert m.score(X[te], y[te]) >= 0.85
+
+
+def _bad_metric(y_true, y_pred):
+    return float(np.mean(y_true == y_pred))
+
+
+def test_pipeline_error_is_a_failed_trial_and_stops_at_budget():
+    X, y = _data("classification", n=40)
+    space = pipeline_space("classification", ["logreg", "knn"])
+    prev = hp.Study(space, direction="maximize")
+    bad = dict(default_configs(space)[1], knn_k=50)     # k > rows: KNN raises
+    prev.tell(prev.ask(params=bad), 1.0)
+    m = AutoML(time_budget=6, cv=2, estimators=["logreg", "knn"], warm_start=prev,
+               metric=_bad_metric, ensemble=False).fit(X, y)
+    rows = m.leaderboard_.to_dict("records")
+    failed = [r for r in rows if r["number"] == 0][0]
+    assert failed["state"] == "FAIL"
+    assert "n_neighbors" in failed["error"].lower() or "n_samples" in failed["error"].lower()
+    assert m.study_.trials[0].state == hp.TrialState.FAIL
+    assert m.fit_time_ <= 6 + 2.0
+    assert m.best_score_ > 0.5
+
+
+def test_slow_trials_are_abandoned_at_the_budget():
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=6000, n_features=40, random_state=0)
+    m = AutoML(time_budget=7, cv=5, estimators=["logreg", "mlp"], ensemble=False).fit(X, y)
+    assert m.fit_time_ <= 7 + 2.0
+    rows = m.leaderboard_.to_dict("records")
+    assert any(r["state"] == "COMPLETE" for r in rows)
+
+
+def test_regression_and_one_call_search():
+    from hpcore.automl import search
+
+    X, y = _data("regression", n=120)
+    m = search(X, y, task="regression", time_budget=6, cv=3, estimators=["ridge", "knn"])
+    assert m.score(X, y) > 0.8
+    assert m.fit_time_ <= 6 + 2.0
+    with pytest.raises(AttributeError):
+        m.predict_proba(X)
+
+
+def test_example_quick():
+    env = dict(os.environ, MPLBACKEND="Agg")
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "python", "automl_tabular.py"),
+                        "--quick"], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "test accuracy" in p.stdout
