@@ -44,6 +44,7 @@ build: $(DEMO_STAMP)
 demo: build
 	MPLBACKEND=Agg $(PY) -m hpcore.cli demo --out demo_out
 	$(PY) python/tune_sgd_hyperband.py --iterations 1
+	$(PY) python/automl_tabular.py --quick
 
 test: $(STAMP) build
 	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider tests
