@@ -148,6 +148,10 @@ def _stats(xs):
     return m, se, n
 
 
+def _finite(x) -> float:
+    return x if x is not None and math.isfinite(x) else 0.0
+
+
 def report(paths, out: str) -> None:
     runs = []
     for p in paths:
@@ -181,6 +185,8 @@ def report(paths, out: str) -> None:
                           "overruns": [r["overrun"] for r in sel if r.get("overrun") is not None]}
             seeds = sorted(set(row["hpcore"]["scores"]) & set(row["flaml"]["scores"])
                            & set(row["rf"]["scores"]))
+            if not seeds:
+                continue                      # no complete (dataset, seed) yet
             cell = {}
             for m in METHODS:
                 cell[m] = _stats([row[m]["scores"][s] for s in seeds])
@@ -213,7 +219,7 @@ def report(paths, out: str) -> None:
             "hpcore_mean_ge_flaml_every_dataset": all(
                 per[d]["hpcore"]["mean"] >= per[d]["flaml"]["mean"] for d in per),
             "hpcore_ge_rf_minus_se_every_dataset": all(
-                per[d]["hpcore"]["mean"] >= per[d]["rf"]["mean"] - (per[d]["rf"]["se"] or 0)
+                per[d]["hpcore"]["mean"] >= per[d]["rf"]["mean"] - _finite(per[d]["rf"]["se"])
                 for d in per),
             "hpcore_above_rf_on_average": avg.get("hpcore", 0) > avg.get("rf", 0),
             "max_overrun_s": max((per[d]["overrun"]["hpcore"]["max"] or -1e9) for d in per),
