@@ -80,7 +80,9 @@ def _expected_failed_checks(estimator) -> dict:
     return _grid_expected_failures(GridSearchCV(estimator.estimator, {}, cv=2))
 
 
-@parametrize_with_checks([h for h, _ in _pairs()], expected_failed_checks=_expected_failed_checks)
+# one test per check for the two instances of the issue (a grid of lists -> GridSampler, a
+# continuous space -> BayesSampler); every pair runs through the outcome comparison below
+@parametrize_with_checks([h for h, _ in _pairs()[:2]], expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
