@@ -122,8 +122,12 @@ def drive(args) -> None:
                         continue
                     cmd = [sys.executable, __file__, "--one", method, name, str(seed), str(b)]
                     t0 = time.monotonic()
-                    p = subprocess.run(cmd, capture_output=True, text=True,
-                                       timeout=b * 3 + 120)
+                    try:
+                        p = subprocess.run(cmd, capture_output=True, text=True,
+                                           timeout=b * 3 + 120)
+                    except subprocess.TimeoutExpired:
+                        p = subprocess.CompletedProcess(cmd, -9, "", f"timed out after "
+                                                        f"{b * 3 + 120:g} s")
                     if p.returncode != 0:
                         print(f"FAILED {method} {name} {seed} {b}: {p.stderr[-2000:]}",
                               flush=True)
