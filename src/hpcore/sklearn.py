@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import logging
 import math
 import numbers
 import os
@@ -509,6 +510,17 @@ class _AbortOnError:
         raise RuntimeError(f"HPSearchCV: trial {frozen.number} failed: {frozen.error}")
 
 
+class _QuietCandidateFailures(logging.Filter):
+    """Drops the study's "trial N failed" log lines for failures HPSearchCV reports itself
+    (a FitFailedWarning for a failed candidate, or the re-raised error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "trial %d failed: %s" and len(record.args or ()) == 2:
+            text = str(record.args[1])
+            return not ("_CandidateFailed" in text or os.path.join("hpcore", "sklearn.py") in text)
+        return True
+
+
 def _run_configs(study: Study, objective: Callable, configs: list[dict], callbacks) -> None:
     """Evaluate given configurations inline (grid points lost to an interrupted run)."""
     for p in configs:
@@ -879,14 +891,20 @@ class HPSearchCV(BaseSearchCV):
             todo = "all remaining" if remaining is None else remaining
             print(f"Fitting {n_splits} folds for each of {todo} candidates"
                   + ("" if remaining is None else f", totalling {remaining * n_splits} fits"))
-        if remaining is None or remaining > 0:
-            study.optimize(objective, n_trials=remaining, timeout=self.timeout, n_jobs=n_jobs,
-                           callbacks=callbacks, show_progress=self.verbose > 0)
-        if exhaustive and self.timeout is None:
-            done = {_param_key(t.params) for t in study.trials if _counts(t)}
-            lost = [p for p in sampler.grid(study) if _param_key(p) not in done]
-            if lost:   # points of trials interrupted in an earlier run
-                _run_configs(study, objective, lost, callbacks)
+        quiet = _QuietCandidateFailures()
+        logging.getLogger("hpcore").addFilter(quiet)
+        try:
+            if remaining is None or remaining > 0:
+                study.optimize(objective, n_trials=remaining, timeout=self.timeout,
+                               n_jobs=n_jobs, callbacks=callbacks,
+                               show_progress=self.verbose > 0)
+            if exhaustive and self.timeout is None:
+                done = {_param_key(t.params) for t in study.trials if _counts(t)}
+                lost = [p for p in sampler.grid(study) if _param_key(p) not in done]
+                if lost:   # points of trials interrupted in an earlier run
+                    _run_configs(study, objective, lost, callbacks)
+        finally:
+            logging.getLogger("hpcore").removeFilter(quiet)
 
         trials = [t for t in study.trials if _counts(t)]
         order = None
