@@ -1,27 +1,28 @@
 """Speed of BayesSampler and its GP kernel against Optuna's GPSampler and scikit-optimize.
 
-Run: ``.venv/bin/python bench/bench_bayes_speed.py [--threads 1] [--sizes 50,100,...]
-[--peer-sizes 50,100,200]``
+Run: ``.venv/bin/python bench/bench_bayes_speed.py [--threads 1] [--sizes 200,1000]
+[--peer-sizes 200] [--warmup 2] [--reps 5] [--window 0] [--large 0]``
 
-Part 1 -- sampler overhead per suggestion with n completed observations in 10
-dimensions (objective: Ackley on [-32.768, 32.768]^10, observations at random points):
+Part 1 -- per-call sampler cost with n completed observations in 10 dimensions
+(objective: Ackley on [-32.768, 32.768]^10, observations at the same random points for
+every optimizer).  Every optimizer gets the same protocol: ``--warmup`` untimed
+suggestions (each told its value), then ``--reps`` timed ones; each timed call is one
+suggestion (hpcore ``Study.ask``; Optuna ``study.ask``, which runs its GP fit and
+acquisition optimization; scikit-optimize ``ask`` + ``tell``, since skopt fits inside
+``tell``).  Reported: per-call median, p90 and max (no amortization); the headline
+ratio is the ratio of per-call medians.
 
-* hpcore ``BayesSampler`` (defaults) through ``Study.ask``.  It refits its
-  hyperparameters fully (multi-start) every ``P = max(10, n // 10)`` observations and
-  warm-starts (or, beyond 500 observations, keeps) them in between, so we time the
-  first suggestion at n (a full fit) and the mean of the next R suggestions (between
-  fits) and report the amortized cost ``(full + (P - 1) * between) / P``;
-* Optuna ``GPSampler`` (defaults, torch CPU): mean time of ``study.ask`` (which runs the
-  GP fit and the acquisition optimization) over R calls;
-* scikit-optimize ``Optimizer`` set up as ``gp_minimize`` does (GP with Matern-5/2,
-  gp_hedge, lbfgs acquisition optimizer with n_points=10000) but ``n_restarts_optimizer=2``:
-  mean time of ``tell`` + ``ask`` (skopt fits and optimizes inside ``tell``) over R calls.
+* ``--window N`` (hpcore only): N consecutive timed asks at n=1000 (the tells growing n
+  from 1000), reporting median and max, to check for refit spikes.
+* ``--large N``: hpcore's per-call median over ``--reps`` asks at n=N (the local GP).
 
 Part 2 -- one log marginal likelihood + gradient evaluation (hpcore kernel) at n=1000,
-d=10 against one NumPy ``cholesky`` plus ``inv`` of the same matrix (median of 5).
+d=10 against LAPACK dpotrf + dpotri (``scipy.linalg.lapack``) of the same matrix, the
+Cholesky-based inverse the gradient needs (median of 7, interleaved).
 
 Threads: ``--threads k`` sets OMP_NUM_THREADS=k, threadpoolctl limits of k, torch's
-thread count and hpcore's n_threads for every side.  Writes
+thread count and hpcore's n_threads for every side.  The 1-minute load average is
+recorded per measurement (the machine may be shared).  Writes
 ``bench/results/bayes_speed_t{k}.{json,md}``.
 """
 from __future__ import annotations
@@ -62,33 +63,42 @@ def _points(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(LO, HI, (n, D))
 
 
-def bench_hpcore(n: int, reps: int, threads: int) -> dict:
+def _stats(times: list[float]) -> dict:
+    t = np.asarray(times)
+    return {"median_s": float(np.median(t)), "p90_s": float(np.quantile(t, 0.9)),
+            "max_s": float(t.max()), "reps": len(t), "loadavg_1min": os.getloadavg()[0]}
+
+
+def _hpcore_study(n: int, threads: int):
     space = hp.Space({f"x{i}": hp.Float(LO, HI) for i in range(D)})
     st = hp.Study(space, sampler=hp.RandomSampler(seed=0))
     for x in _points(n):
         # observations at the same points as the peers get
-        t = st.ask()
-        st.storage.set_trial_params(t.trial_id, {f"x{i}": float(v) for i, v in enumerate(x)})
+        t = st.ask(params={f"x{i}": float(v) for i, v in enumerate(x)})
         st.tell(t, ackley(x))
-    sampler = hp.BayesSampler(seed=0, n_threads=threads)
-    st.sampler = sampler
+    st.sampler = hp.BayesSampler(seed=0, n_threads=threads)
+    return st
 
-    def one() -> float:
+
+def _hpcore_calls(st, k: int) -> list[float]:
+    out = []
+    for _ in range(k):
         t0 = time.perf_counter()
         tr = st.ask()
-        el = time.perf_counter() - t0
+        out.append(time.perf_counter() - t0)
         st.tell(tr, ackley(np.array([tr.params[f"x{i}"] for i in range(D)])))
-        return el
-
-    full = one()
-    between = [one() for _ in range(reps)]
-    period = max(sampler.refit_every, n // 10)
-    tb = float(np.mean(between))
-    return {"full_fit_s": full, "between_s": tb, "period": period,
-            "amortized_s": (full + (period - 1) * tb) / period, "reps": reps}
+    return out
 
 
-def bench_optuna(n: int, reps: int, threads: int) -> dict:
+def bench_hpcore(n: int, warmup: int, reps: int, threads: int) -> dict:
+    st = _hpcore_study(n, threads)
+    w = _hpcore_calls(st, warmup)
+    r = _stats(_hpcore_calls(st, reps))
+    r["cold_first_ask_s"] = w[0] if w else None
+    return r
+
+
+def bench_optuna(n: int, warmup: int, reps: int, threads: int) -> dict:
     import optuna
     import torch
     from optuna.distributions import FloatDistribution
@@ -102,121 +112,166 @@ def bench_optuna(n: int, reps: int, threads: int) -> dict:
         st.add_trial(create_trial(params={f"x{i}": float(v) for i, v in enumerate(x)},
                                   distributions=dists, value=ackley(x)))
     times = []
-    for _ in range(reps):
+    for i in range(warmup + reps):
         t0 = time.perf_counter()
         tr = st.ask(dists)
-        times.append(time.perf_counter() - t0)
+        el = time.perf_counter() - t0
+        if i >= warmup:
+            times.append(el)
         st.tell(tr, ackley(np.array([tr.params[f"x{i}"] for i in range(D)])))
-    return {"per_suggestion_s": float(np.mean(times)), "reps": reps}
+    return _stats(times)
 
 
-def bench_skopt(n: int, reps: int, threads: int) -> dict:
+def bench_skopt(n: int, warmup: int, reps: int, threads: int) -> dict:
     from skopt import Optimizer
-    from skopt.space import Space
     from skopt.utils import cook_estimator
+    from skopt.space import Space
 
     dims = [(LO, HI)] * D
-    space = Space(dims)
-    est = cook_estimator("GP", space=space, random_state=0, noise="gaussian")
+    est = cook_estimator("GP", space=Space(dims), random_state=0, noise="gaussian")
     opt = Optimizer(dims, est, n_initial_points=10, acq_func="gp_hedge", acq_optimizer="lbfgs",
                     acq_optimizer_kwargs={"n_points": 10000, "n_restarts_optimizer": 2,
                                           "n_jobs": 1}, random_state=0)
     X = _points(n)
     opt.tell([list(map(float, x)) for x in X], [ackley(x) for x in X])
     times = []
-    for _ in range(reps):
+    for i in range(warmup + reps):
         t0 = time.perf_counter()
         x = opt.ask()
         y = ackley(np.asarray(x))
         t1 = time.perf_counter()
         opt.tell(x, y)
-        times.append(time.perf_counter() - t1 + (t1 - t0))
-    return {"per_suggestion_s": float(np.mean(times)), "reps": reps}
+        el = time.perf_counter() - t1 + (t1 - t0)
+        if i >= warmup:
+            times.append(el)
+    return _stats(times)
 
 
 def bench_lml(n: int, threads: int) -> dict:
+    from scipy.linalg import lapack
+
     rng = np.random.default_rng(0)
     X = rng.random((n, D))
     y = rng.standard_normal(n)
     theta = np.r_[np.full(D, np.log(0.5)), 0.0, np.log(1e-3)]
     K = _gp.kernel_matrix(X, X, np.exp(-2 * theta[:D]), 1.0, 0) + 1e-3 * np.eye(n)
     t_l, t_n = [], []
-    for _ in range(5):
+    for _ in range(7):
         t0 = time.perf_counter()
         _gp.lml_grad(X, y, theta, 0, threads)
         t_l.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        np.linalg.cholesky(K)
-        np.linalg.inv(K)
+        c, info = lapack.dpotrf(K, lower=1, clean=0, overwrite_a=0)
+        inv, info2 = lapack.dpotri(c, lower=1, overwrite_c=1)
         t_n.append(time.perf_counter() - t0)
+        assert info == 0 and info2 == 0
     return {"n": n, "d": D, "lml_grad_s": float(np.median(t_l)),
-            "numpy_cholesky_plus_inv_s": float(np.median(t_n)),
-            "ratio": float(np.median(t_l) / np.median(t_n))}
+            "dpotrf_dpotri_s": float(np.median(t_n)),
+            "ratio": float(np.median(t_l) / np.median(t_n)), "loadavg_1min": os.getloadavg()[0]}
+
+
+def bench_window(n: int, k: int, threads: int, warmup: int) -> dict:
+    st = _hpcore_study(n, threads)
+    _hpcore_calls(st, warmup)
+    t = _hpcore_calls(st, k)
+    r = _stats(t)
+    r["max_over_median"] = r["max_s"] / r["median_s"]
+    r["times_s"] = t
+    return r
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--sizes", default="50,100,200,500,1000,2000")
-    ap.add_argument("--peer-sizes", default="50,100,200")
+    ap.add_argument("--sizes", default="200,1000")
+    ap.add_argument("--peer-sizes", default="200")
     ap.add_argument("--peers", default="optuna,skopt")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--window", type=int, default=0)
+    ap.add_argument("--large", type=int, default=0)
+    ap.add_argument("--tag", default="")
     args = ap.parse_args()
     k = args.threads
     RESULTS.mkdir(exist_ok=True)
-    out: dict = {"threads": k, "d": D, "hpcore": {}, "optuna": {}, "skopt": {},
+    out: dict = {"threads": k, "d": D, "warmup": args.warmup, "reps": args.reps,
+                 "command": " ".join(sys.argv), "hpcore": {}, "optuna": {}, "skopt": {},
                  "meta": {"python": platform.python_version(), "machine": platform.machine(),
                           "cpus": os.cpu_count()}}
     peers = [p for p in args.peers.split(",") if p]
     peer_sizes = set(map(int, args.peer_sizes.split(","))) if peers else set()
     with threadpool_limits(k):
-        bench_hpcore(20, 1, k)      # warm-up: imports, scipy's Sobol tables (not timed)
+        bench_hpcore(20, 1, 1, k)      # imports, scipy's Sobol tables (not recorded)
         out["lml"] = bench_lml(1000, k)
-        print(f"LML+grad n=1000 d=10: {out['lml']['lml_grad_s'] * 1e3:.1f} ms; NumPy cholesky+inv "
-              f"{out['lml']['numpy_cholesky_plus_inv_s'] * 1e3:.1f} ms; ratio {out['lml']['ratio']:.2f}",
+        print(f"LML+grad n=1000 d=10: {out['lml']['lml_grad_s'] * 1e3:.1f} ms; dpotrf+dpotri "
+              f"{out['lml']['dpotrf_dpotri_s'] * 1e3:.1f} ms; ratio {out['lml']['ratio']:.2f}",
               flush=True)
         # each size: hpcore then the peers right after, so they see the same machine load
         for n in sorted(set(map(int, args.sizes.split(","))) | peer_sizes):
-            r = bench_hpcore(n, 5 if n <= 500 else 3, k)
-            r["loadavg_1min"] = os.getloadavg()[0]
+            r = bench_hpcore(n, args.warmup, args.reps, k)
             out["hpcore"][n] = r
-            print(f"hpcore n={n}: amortized {r['amortized_s'] * 1e3:.1f} ms (full fit "
-                  f"{r['full_fit_s'] * 1e3:.1f} ms, between {r['between_s'] * 1e3:.1f} ms, "
-                  f"period {r['period']})", flush=True)
+            print(f"hpcore n={n}: " + _fmt(r), flush=True)
             if n in peer_sizes:
                 for peer in peers:
-                    r = (bench_optuna if peer == "optuna" else bench_skopt)(n, 3, k)
+                    r = (bench_optuna if peer == "optuna" else bench_skopt)(
+                        n, args.warmup, args.reps, k)
                     out[peer][n] = r
-                    print(f"{peer} n={n}: {r['per_suggestion_s'] * 1e3:.1f} ms", flush=True)
-            _write(out, k)
+                    print(f"{peer} n={n}: " + _fmt(r), flush=True)
+            _write(out, k, args.tag)
+        if args.window:
+            out["window"] = bench_window(1000, args.window, k, args.warmup)
+            w = out["window"]
+            print(f"hpcore window of {args.window} asks from n=1000: " + _fmt(w)
+                  + f", max/median {w['max_over_median']:.2f}", flush=True)
+        if args.large:
+            out["large"] = {"n": args.large, **bench_hpcore(args.large, args.warmup,
+                                                            args.reps, k)}
+            print(f"hpcore n={args.large}: " + _fmt(out["large"]), flush=True)
+        _write(out, k, args.tag)
 
 
-def _write(out: dict, k: int) -> None:
+def _fmt(r: dict) -> str:
+    return (f"median {r['median_s'] * 1e3:.1f} ms, p90 {r['p90_s'] * 1e3:.1f} ms, max "
+            f"{r['max_s'] * 1e3:.1f} ms ({r['reps']} calls, load {r['loadavg_1min']:.1f})")
+
+
+def _write(out: dict, k: int, tag: str = "") -> None:
     lml = out["lml"]
-    rows = ["# BayesSampler speed (d = 10)", "",
-            f"Command: `.venv/bin/python bench/bench_bayes_speed.py --threads {k}`; "
+    rows = ["# BayesSampler speed (d = 10), per call", "",
+            f"Command: `.venv/bin/python bench/bench_bayes_speed.py {out['command'].split(' ', 1)[1] if ' ' in out['command'] else ''}`; "
             f"{k} thread(s) for every side (OMP_NUM_THREADS, threadpoolctl, torch).  "
-            "Machine: shared 2-core box (other jobs running; the load average is recorded "
-            "per size in the JSON); each size runs hpcore and then the peers back to back.", "",
+            f"Every optimizer: {out['warmup']} untimed warm-up suggestions, then "
+            f"{out['reps']} timed calls; per-call median / p90 / max, no amortization.  "
+            "Machine: shared 2-core box (other jobs running; 1-minute load average per row).",
+            "",
             f"LML + gradient at n=1000, d=10: {lml['lml_grad_s'] * 1e3:.1f} ms; "
-            f"NumPy cholesky + inv: {lml['numpy_cholesky_plus_inv_s'] * 1e3:.1f} ms; "
-            f"ratio {lml['ratio']:.2f} (target <= 3).", "",
-            "| n | hpcore amortized (ms) | hpcore full fit (ms) | hpcore between fits (ms) "
-            "| Optuna GPSampler (ms) | skopt (ms) | faster peer / hpcore amortized |",
+            f"LAPACK dpotrf + dpotri: {lml['dpotrf_dpotri_s'] * 1e3:.1f} ms; "
+            f"ratio {lml['ratio']:.2f} (target <= 1.3; load {lml['loadavg_1min']:.1f}).", "",
+            "| n | optimizer | median (ms) | p90 (ms) | max (ms) | load | peer median / hpcore median |",
             "|---|---|---|---|---|---|---|"]
-
-    def fmt(v):
-        return f"{v * 1e3:.1f}" if v is not None else ""
-
     for n, r in out["hpcore"].items():
-        po = out["optuna"].get(n, {}).get("per_suggestion_s")
-        ps = out["skopt"].get(n, {}).get("per_suggestion_s")
-        peers = [v for v in (po, ps) if v is not None]
-        ratio = f"{min(peers) / r['amortized_s']:.1f}x" if peers else ""
-        rows.append(f"| {n} | {r['amortized_s'] * 1e3:.1f} | {r['full_fit_s'] * 1e3:.1f} | "
-                    f"{r['between_s'] * 1e3:.1f} | {fmt(po)} | {fmt(ps)} | {ratio} |")
-    (RESULTS / f"bayes_speed_t{k}.json").write_text(json.dumps(out, indent=1))
-    (RESULTS / f"bayes_speed_t{k}.md").write_text("\n".join(rows) + "\n")
-    print("\n".join(rows), flush=True)
+        rows.append(f"| {n} | hpcore | {r['median_s'] * 1e3:.1f} | {r['p90_s'] * 1e3:.1f} | "
+                    f"{r['max_s'] * 1e3:.1f} | {r['loadavg_1min']:.1f} | |")
+        for peer, name in (("optuna", "Optuna GPSampler"), ("skopt", "scikit-optimize")):
+            p = out[peer].get(n)
+            if p:
+                rows.append(f"| {n} | {name} | {p['median_s'] * 1e3:.1f} | {p['p90_s'] * 1e3:.1f}"
+                            f" | {p['max_s'] * 1e3:.1f} | {p['loadavg_1min']:.1f} | "
+                            f"{p['median_s'] / r['median_s']:.1f}x |")
+    if "window" in out:
+        w = out["window"]
+        rows += ["", f"Refit spikes: {w['reps']} consecutive hpcore asks from n=1000: median "
+                 f"{w['median_s'] * 1e3:.1f} ms, p90 {w['p90_s'] * 1e3:.1f} ms, max "
+                 f"{w['max_s'] * 1e3:.1f} ms, max/median {w['max_over_median']:.2f} "
+                 f"(target <= 5; load {w['loadavg_1min']:.1f})."]
+    if "large" in out:
+        g = out["large"]
+        rows += ["", f"hpcore at n={g['n']} (local GP): median {g['median_s'] * 1e3:.1f} ms, "
+                 f"p90 {g['p90_s'] * 1e3:.1f} ms, max {g['max_s'] * 1e3:.1f} ms over "
+                 f"{g['reps']} calls (target median < 2000; load {g['loadavg_1min']:.1f})."]
+    name = f"bayes_speed_t{k}{tag}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=1))
+    (RESULTS / f"{name}.md").write_text("\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ _TRANSFORMS = (None, "log", "power")
 _MAX_LEVELS = 1024   # ordinal columns with more levels are optimized as continuous
 _PARALLEL_MIN_OBS = 256
 _WARM_MAX_OBS = 100     # beyond, bounded warm refits every refit_every observations
-_REFIT_WORK = 3.0e9     # beyond _WARM_MAX_OBS: L-BFGS-B iterations of a refit ~ _REFIT_WORK / n^3
+_REFIT_WORK = 2.0e9     # beyond _WARM_MAX_OBS: LML evaluations of a refit ~ _REFIT_WORK / n^3
+_REFIT_MAX_EVALS = 30
 _LOCAL_MAX_OBS = 2000   # beyond, a local GP on the nearest points to the incumbent
 
 
@@ -77,9 +78,11 @@ class BayesSampler(BaseSampler):
     refit_every : int
         Up to 100 observations: full multi-start hyperparameter fit every
         ``max(refit_every, n // 10)`` new observations and one warm-started L-BFGS-B
-        run of ``warm_maxiter`` iterations in between.  Beyond: a warm-started refit of
-        a bounded number of iterations (``max(1, round(3e9 / n^3))``, capped at
-        ``warm_maxiter``) every ``refit_every`` observations; between refits each new
+        run of ``warm_maxiter`` iterations in between.  Beyond: a warm-started L-BFGS-B
+        refit cut off after a bounded number of likelihood evaluations
+        (``min(30, max(2, 2e9 / n^3))``, so its cost stays about two O(n^3) passes) every
+        ``refit_every`` observations, continuing from the last hyperparameters (the
+        refits add up to a full optimization over time); between refits each new
         observation extends the Cholesky factor by one block (a triangular solve,
         O(n^2) per observation) instead of refactorizing, so no ask pays for a
         full O(n^3) fit.
@@ -328,15 +331,50 @@ class BayesSampler(BaseSampler):
                            maxiter=self.warm_maxiter, seed=seed, n_threads=nt)
             self._n_at_refit = n
         elif abs(n - self._n_at_refit) >= self.refit_every:
-            iters = int(min(self.warm_maxiter, max(1, round(_REFIT_WORK / float(n) ** 3))))
-            model = gp_fit(X, y, kernel=self.kernel, theta0=self._theta, n_restarts=0,
-                           maxiter=iters, seed=seed, n_threads=nt)
+            evals = int(min(_REFIT_MAX_EVALS, max(2, _REFIT_WORK / float(n) ** 3)))
+            model = gp_fit(X, y, kernel=self.kernel, optimize=False, n_threads=nt,
+                           theta0=self._bounded_refit(X, y, evals, nt))
             self._n_at_refit = n
         else:
             model = self._extended(X, y, nt)
         self._theta = model.theta
         self._chol = model
         return model
+
+    def _bounded_refit(self, X: np.ndarray, y: np.ndarray, max_evals: int,
+                       nt: int | None) -> np.ndarray:
+        """Warm-started L-BFGS-B on the log marginal likelihood + priors, stopped after
+        ``max_evals`` evaluations; the best hyperparameters seen."""
+        from scipy.optimize import minimize
+
+        from hpcore.kernels._gp import default_bounds, gp_log_marginal_likelihood
+
+        b = default_bounds(X.shape[1])
+        theta0 = np.clip(self._theta, b[:, 0], b[:, 1])
+        best = [theta0, math.inf]
+        count = [0]
+
+        def neg(t: np.ndarray):
+            if count[0] >= max_evals:
+                raise _Budget
+            count[0] += 1
+            try:
+                v, g = gp_log_marginal_likelihood(X, y, t, kernel=self.kernel, prior=True,
+                                                  n_threads=nt)
+            except np.linalg.LinAlgError:
+                return 1e25, np.zeros_like(t)
+            if not math.isfinite(v):
+                return 1e25, np.zeros_like(t)
+            if -v < best[1]:
+                best[0], best[1] = np.array(t, dtype=np.float64), -v
+            return -v, -g
+
+        try:
+            minimize(neg, theta0, jac=True, method="L-BFGS-B", bounds=b,
+                     options={"maxiter": self.warm_maxiter})
+        except _Budget:
+            pass
+        return best[0]
 
     def _extended(self, X: np.ndarray, y: np.ndarray, nt: int | None) -> GPModel:
         """The model at the current hyperparameters on ``(X, y)``: the cached factor
@@ -438,6 +476,10 @@ class BayesSampler(BaseSampler):
     @staticmethod
     def _key_of(x: np.ndarray) -> bytes:
         return np.round(x, 9).tobytes()
+
+
+class _Budget(Exception):
+    """A bounded refit ran out of likelihood evaluations."""
 
 
 def _append_rows(model: GPModel, Xn: np.ndarray, y: np.ndarray, diag: np.ndarray,
