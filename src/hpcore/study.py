@@ -552,6 +552,9 @@ class Study:
             if not callable(cb):
                 raise TypeError("callbacks must be callables (study, frozen_trial)")
         run = _RunBudget(n_trials, timeout)
+        set_budget = getattr(self.sampler, "set_budget", None)
+        if callable(set_budget):
+            set_budget(n_trials)      # e.g. GeneticSampler sizes its population from it
         executor = get_executor(n_jobs, executor)
         # SIGTERM: like Ctrl-C, running trials FAIL "terminated"; the bar: see _progress
         with handle_sigterm(), progress_bar(self, show_progress, n_trials) as progress:

@@ -45,6 +45,21 @@ class BaseSampler(ABC):
     def __init__(self, seed: int | None = None) -> None:
         self.seed = check_seed(seed)
 
+    #: Trials the running :meth:`Study.optimize` call will start (``None``: unknown, e.g.
+    #: a time budget or plain ask/tell); set through :meth:`set_budget`.
+    n_trials_budget: int | None = None
+
+    def set_budget(self, n_trials: int | None) -> None:
+        """Hook: :meth:`Study.optimize` tells the sampler how many trials it will start
+        before asking for the first (``None`` when unknown).  Samplers that size
+        something from the budget (GeneticSampler's default population) read
+        :attr:`n_trials_budget`; others ignore it."""
+        if n_trials is not None and (isinstance(n_trials, bool)
+                                     or not isinstance(n_trials, (int, np.integer))
+                                     or n_trials < 0):
+            raise ValueError(f"n_trials must be an int >= 0 or None, got {n_trials!r}")
+        self.n_trials_budget = None if n_trials is None else int(n_trials)
+
     def check_study(self, study: "Study") -> None:
         """Refuse a study this sampler cannot serve (called when the study is made)."""
         if len(study.directions) > 1 and not self.supports_multi_objective:

@@ -111,9 +111,14 @@ class GeneticSampler(BaseSampler):
 
     Parameters
     ----------
-    population_size : int
+    population_size : int, optional
         Individuals per generation (>= 2).  The first ``population_size`` trials are a
-        scrambled Sobol sequence.
+        scrambled Sobol sequence.  ``None`` (default): sized from the budget when
+        :meth:`Study.optimize` tells it (``n_trials``, through
+        :meth:`~hpcore.samplers.base.BaseSampler.set_budget`) as
+        ``min(50, max(8, n_trials // 5))`` (about five generations, so a small budget
+        still breeds), else ``min(50, max(8, 2 * n_params))`` (a small first
+        generation).  It is fixed when the sampler first sees the study.
     tournament_size : int
         Contestants per tournament when picking parents.  One objective: the best value
         wins.  Several (NSGA-II): the crowded tournament of Deb's reference code (and
@@ -155,7 +160,7 @@ class GeneticSampler(BaseSampler):
 
     supports_multi_objective = True
 
-    def __init__(self, population_size: int = 50, *, tournament_size: int = 2,
+    def __init__(self, population_size: int | None = None, *, tournament_size: int = 2,
                  crossover: str = "sbx", crossover_prob: float = 0.9,
                  crossover_eta: float = 15.0, blend_alpha: float = 0.5,
                  mutation: str = "polynomial", mutation_prob: float | None = None,
@@ -163,7 +168,9 @@ class GeneticSampler(BaseSampler):
                  elitism: int | None = None, multi_fidelity: bool = True,
                  min_points: int | None = None, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.population_size = _check_int("population_size", population_size, 2)
+        self.population_size = (None if population_size is None
+                                else _check_int("population_size", population_size, 2))
+        self._pop_size = 50 if population_size is None else self.population_size
         self.tournament_size = _check_int("tournament_size", tournament_size, 1)
         if crossover not in _CROSSOVERS:
             raise ValueError(f"crossover must be one of {_CROSSOVERS}, got {crossover!r}")
@@ -179,9 +186,10 @@ class GeneticSampler(BaseSampler):
         self.mutation_sigma = _check_real("mutation_sigma", mutation_sigma, 0.0)
         if elitism is not None:
             elitism = _check_int("elitism", elitism, 0)
-            if elitism > self.population_size:
+            cap = 50 if self.population_size is None else self.population_size
+            if elitism > cap:   # with the budget-sized default, at most 50 (and clipped to it)
                 raise ValueError(f"elitism ({elitism}) must be <= population_size "
-                                 f"({self.population_size})")
+                                 f"({cap}{' at most, by default' if self.population_size is None else ''})")
         self.elitism = elitism
         self.multi_fidelity = bool(multi_fidelity)
         self.min_points = None if min_points is None else _check_int("min_points", min_points, 2)
@@ -198,8 +206,18 @@ class GeneticSampler(BaseSampler):
                 f"crossover={self.crossover!r}, mutation={self.mutation!r}, seed={self.seed})")
 
     # -- population, rebuilt incrementally from the study ---------------------------------
+    def _resolve_size(self, study: "Study") -> int:
+        if self.population_size is not None:
+            return self.population_size
+        budget = self.n_trials_budget
+        if budget:
+            return int(min(50, max(8, budget // 5)))
+        return int(min(50, max(8, 2 * len(study.space.params))))
+
     def _reset(self, study: "Study | None") -> None:
         self._study = study
+        if study is not None:
+            self._pop_size = self._resolve_size(study)
         self._genome: _Genome | None = _Genome(study.space) if study is not None else None
         self._sign = (np.array([1.0 if d == "minimize" else -1.0 for d in study.directions])
                       if study is not None else None)
@@ -232,7 +250,7 @@ class GeneticSampler(BaseSampler):
         done = study.completed_trials()
         if len(done) < self._cursor:           # storage was rewritten: start over
             self._reset(study)
-        P = self.population_size
+        P = self._pop_size
         g = self._genome
         for t in done[self._cursor:]:
             fill = _rng.uniform_row(self._seeds["fill"], t.number, len(g.names))
@@ -257,7 +275,7 @@ class GeneticSampler(BaseSampler):
         return nsga2_rank(F, n_threads=1)[2]
 
     def _survive(self) -> None:
-        P = self.population_size
+        P = self._pop_size
         px, pf = np.array(self._pop_x), np.array(self._pop_f)
         ox, of = np.array(self._off_x), np.array(self._off_f)
         self._survivor_crowd = None
@@ -273,7 +291,7 @@ class GeneticSampler(BaseSampler):
                 self._survivor_crowd = crowd[keep]
             new_x, new_f = X[keep], F[keep]
         else:
-            e = self.elitism
+            e = min(self.elitism, P)
             ke, ko = self._order(pf)[:e], self._order(of)[:P - e]
             new_x, new_f = np.vstack([px[ke], ox[ko]]), np.vstack([pf[ke], of[ko]])
         self._pop_x, self._pop_f = list(new_x), list(new_f)
@@ -357,7 +375,7 @@ class GeneticSampler(BaseSampler):
             m = self.min_points if self.min_points is not None else len(self._genome.names) + 2
             if self._cursor < m:              # COMPLETE trials seen
                 return self._sample_multi_fidelity(study, number, m)
-        if number < self.population_size or len(self._pop_x) < 2:
+        if number < self._pop_size or len(self._pop_x) < 2:
             return self._init.sample(study, number)
         return self._genome.decode(self._breed_new(number))
 
@@ -367,11 +385,11 @@ class GeneticSampler(BaseSampler):
         rungs = self._rungs
         rungs.update(study.finished_trials())
         L = rungs.highest_rung(m)
-        if number < self.population_size or L is None:
+        if number < self._pop_size or L is None:
             return self._init.sample(study, number)
         X, y, _ = rungs.rung(L)
         if self._rung_pop is None or self._rung_pop[:2] != (L, len(y)):
-            keep = elite_indices(y, min(self.population_size, len(y)))
+            keep = elite_indices(y, min(self._pop_size, len(y)))
             key = np.arange(len(keep), dtype=np.float64)   # rank: lower wins a tournament
             Xp = np.ascontiguousarray(X[keep])
             self._rung_pop = (L, len(y), Xp, key, {x.tobytes() for x in Xp})
