@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 
 from hpcore.pruners.base import BasePruner
 from hpcore.samplers.base import BaseSampler
-from hpcore.space import Categorical, Distribution, Float, Int, Space
+from hpcore.space import Categorical, Distribution, Int, Space
 from hpcore.storage import BaseStorage
 from hpcore.study import Study
 from hpcore.trial import TrialPruned, TrialState
