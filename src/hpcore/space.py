@@ -99,7 +99,11 @@ class Float(Distribution):
         n = self.name
         if not _is_number(self.low) or not _is_number(self.high):
             raise TypeError(f"parameter {n!r}: low and high must be numbers")
-        self.low, self.high = float(self.low), float(self.high)
+        try:
+            self.low, self.high = float(self.low), float(self.high)
+        except OverflowError:
+            raise ValueError(f"parameter {n!r}: low and high must be finite floats "
+                             f"(an int beyond float64 was given)") from None
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
             raise ValueError(f"parameter {n!r}: low and high must be finite")
         if self.low >= self.high:
@@ -114,7 +118,12 @@ class Float(Distribution):
         if self.step is not None:
             if not _is_number(self.step):
                 raise TypeError(f"parameter {n!r}: step must be a number")
-            self.step = float(self.step)
+            try:
+                self.step = float(self.step)
+            except OverflowError:
+                raise ValueError(f"parameter {n!r}: step is beyond float64") from None
+            if not math.isfinite(self.step):
+                raise ValueError(f"parameter {n!r}: step must be finite, got {self.step}")
             if self.log:
                 raise ValueError(f"parameter {n!r}: step cannot be combined with log=True")
             if not self.step > 0:

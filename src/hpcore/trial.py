@@ -111,8 +111,12 @@ class Trial:
                 raise TypeError(f"step must be an int, got {type(step).__name__}") from None
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
+        if isinstance(value, (str, bytes, complex)):
+            raise TypeError(f"value must be a real number, got {type(value).__name__}")
         try:
             value = float(value)
+        except OverflowError:
+            raise ValueError(f"value {_short(value)} overflows a float") from None
         except (TypeError, ValueError):
             raise TypeError(f"value must be a number, got {type(value).__name__}") from None
         if step in self.intermediate_values:

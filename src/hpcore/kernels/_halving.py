@@ -149,6 +149,8 @@ def make_rung_book(kind: str, min_resource: float, max_resource: float, eta: int
 
 def top_k(values: np.ndarray, k: int, direction: str = "minimize") -> np.ndarray:
     """Indices of the ``k`` best values, best first (NaN worst, ties by lower index)."""
+    if np.iscomplexobj(values):
+        raise TypeError("values must be real numbers, got a complex array")
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1:
         raise ValueError(f"values must be 1-D, got shape {v.shape}")
