@@ -467,3 +467,42 @@ def test_dask_worker_killed_mid_trial_is_retried_and_the_study_completes(tmp_pat
     [rerun] = [t for t in trials if t.system_attrs.get("retry_of") == 1]
     assert rerun.params == trials[1].params and rerun.state == hp.TrialState.COMPLETE
     _assert_gone(worker_pids, within=15)
+
+
+# ---------------------------------------------------------------- small seams
+def test_handle_sigterm_installs_restores_and_respects_a_user_handler():
+    from hpcore.executors import Terminated, handle_sigterm
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with handle_sigterm():
+            with pytest.raises(Terminated) as info:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)
+            assert info.value.code == 128 + signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+        def mine(signum, frame):
+            pass
+
+        signal.signal(signal.SIGTERM, mine)
+        with handle_sigterm():
+            assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_get_executor_picks_the_default_and_checks_its_input():
+    from hpcore.executors import ProcessExecutor, get_executor
+
+    assert get_executor(1) is None
+    assert isinstance(get_executor(3), ProcessExecutor) and get_executor(3).n_jobs == 3
+    ex = ProcessExecutor(2)
+    assert get_executor(5, ex) is ex
+    with pytest.raises(TypeError, match="executor"):
+        get_executor(1, object())
+    with pytest.raises(TypeError, match="n_jobs"):
+        get_executor(2.0)
+    with pytest.raises(ValueError, match="handshake_timeout"):
+        _dispatch.ReportServer(hp.Study(_space()), handshake_timeout=0)
