@@ -11,7 +11,6 @@ import threading
 import time
 import traceback
 import uuid
-import warnings
 import weakref
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -21,7 +20,7 @@ from hpcore._heartbeat import Heartbeat, check_retries, heartbeat_settings
 from hpcore._persist import resolve_algorithms
 from hpcore._progress import advance, progress_bar
 from hpcore.executors import Terminated, get_executor, handle_sigterm, interruption_error
-from hpcore.pruners.base import BasePruner, NopPruner
+from hpcore.pruners.base import BasePruner
 from hpcore.samplers.base import BaseSampler, StudyExhausted
 from hpcore.samplers.random import RandomSampler
 from hpcore.space import Space
