@@ -282,3 +282,22 @@ def test_read_only_mode_in_a_read_only_directory(tmp_path):
 def test_bounds_whose_range_overflows_are_refused(dist, match):
     with pytest.raises(ValueError, match=match):
         hp.Space({"wide": dist()})
+
+
+def test_processes_opening_one_v0_file_at_once_migrate_it_once(tmp_path):
+    db = tmp_path / "race.db"
+    shutil.copy(V0_FILE, db)
+    code = ("import sys, hpcore as hp; st = hp.SQLiteStorage(sys.argv[1], heartbeat_interval=None);"
+            "print(len(hp.load_study('v0', st).trials))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        assert out.strip() == "5"
+    conn = sqlite3.connect(str(db))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == CURRENT_VERSION
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(trials)")]
+    assert cols.count("heartbeat") == 1
+    conn.close()
+    assert _integrity(db) == "ok"
