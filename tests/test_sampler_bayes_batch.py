@@ -106,3 +106,50 @@ def test_fantasy_collapses_variance_at_pending_point():
     xp = np.array([[0.3, 0.7]])
     f = _append_rows(m, xp, np.r_[m.y, gp_predict(m, xp)[0]], np.array([1e-6]), 1)
     assert gp_predict(f, xp)[1][0] < 1e-5 < gp_predict(m, xp)[1][0]
+
+
+def _study_with(n, d, seed=0):
+    space = hp.Space({f"x{i}": hp.Float(0.0, 1.0) for i in range(d)})
+    st = hp.Study(space, sampler=hp.RandomSampler(seed=seed))
+    rng = np.random.default_rng(seed)
+    for x in rng.random((n, d)):
+        t = st.ask(params={f"x{i}": float(v) for i, v in enumerate(x)})
+        st.tell(t, float(((x - 0.3) ** 2).sum()))
+    return st
+
+
+def test_refits_beyond_100_observations_are_bounded(monkeypatch):
+    import hpcore.kernels._gp as gpmod
+
+    st = _study_with(150, 3)
+    s = BayesSampler(seed=0)
+    st.sampler = s
+    t = st.ask()                                   # cold start: subset fit
+    st.tell(t, 0.5)
+    calls = []
+    real = gpmod.gp_log_marginal_likelihood
+
+    def counting(X, *a, **k):
+        calls.append(len(X))
+        return real(X, *a, **k)
+
+    monkeypatch.setattr(gpmod, "gp_log_marginal_likelihood", counting)
+    full_fits = []
+    real_fit = gpmod._fit
+    monkeypatch.setattr(gpmod, "_fit", lambda *a, **k: full_fits.append(1) or real_fit(*a, **k))
+    for _ in range(s.refit_every + 1):             # at least one refit
+        t = st.ask()
+        st.tell(t, 0.5)
+    assert not full_fits                           # no unbounded L-BFGS-B fit
+    assert 1 <= len(calls) <= 30, len(calls)     # one refit, its evaluations capped
+
+
+def test_local_gp_beyond_2000_observations():
+    from hpcore.samplers import bayes
+
+    st = _study_with(bayes._LOCAL_MAX_OBS + 60, 2)
+    s = BayesSampler(seed=0)
+    st.sampler = s
+    t = st.ask()
+    st.space.validate(t.params)
+    assert s._chol is not None and len(s._chol.y) == bayes._LOCAL_MAX_OBS

@@ -315,7 +315,7 @@ class BayesSampler(BaseSampler):
             # random subset of 2 * _WARM_MAX_OBS of them (O(subset^3) per evaluation),
             # then one factorization of all; the bounded refits refine them later
             rng = np.random.default_rng(np.random.SeedSequence([seed, 13]))
-            sub = np.sort(rng.choice(n, 2 * _WARM_MAX_OBS, replace=False))
+            sub = np.sort(rng.choice(n, min(n, 2 * _WARM_MAX_OBS), replace=False))
             theta = gp_fit(X[sub], y[sub], kernel=self.kernel, n_restarts=max(self.n_restarts, 1),
                            seed=seed, n_threads=nt, maxiter=200).theta
             model = gp_fit(X, y, kernel=self.kernel, theta0=theta, optimize=False, n_threads=nt)
