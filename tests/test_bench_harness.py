@@ -213,3 +213,16 @@ def test_cli_bench_passes_its_options(capsys):
     assert "optimizer hpcore-bayes" in out and "problem   sgd_synth" in out
     with pytest.raises(SystemExit):
         main(["bench", "--no-such-option"])
+
+
+def test_regret_undefined_when_random_reaches_the_best():
+    from hpcore.bench.report import summarize
+
+    rows = [{"optimizer": o, "problem": "flat", "seed": s, "trial": 0, "value": v,
+             "true_value": v, "best_so_far": v, "suggest_time": 0.001, "objective_time": 0.0,
+             "state": "complete", "epochs": 0}
+            for o, vals in (("hpcore-random", [1.0, 1.0, 2.0]), ("optuna-tpe", [1.0, 3.0, 3.0]))
+            for s, v in enumerate(vals)]
+    s = summarize(rows)
+    assert math.isnan(s["problems"]["flat"]["optimizers"]["optuna-tpe"]["mean_regret"])
+    assert s["optimizers"]["optuna-tpe"]["n_problems"] == 0   # left out of the average

@@ -67,11 +67,15 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             if not f:
                 continue
             fv = np.array([f[s] for s in sorted(f)], dtype=float)
-            reg = (fv - best) / den if den > 0 else np.where(fv <= best, 0.0, np.inf)
+            # random's median already at the best seen: the problem cannot rank anyone
+            # against random search; its regret is undefined and left out of the averages
+            reg = (fv - best) / den if den > 0 else np.full(len(fv), np.nan)
             entry["optimizers"][o] = {"finals": fv.tolist(), "median_final": float(np.median(fv)),
-                                      "regret": reg.tolist(), "mean_regret": float(np.mean(reg))}
+                                      "regret": reg.tolist(),
+                                      "mean_regret": float(np.mean(reg)) if den > 0 else math.nan}
         peers = {o: e for o, e in entry["optimizers"].items() if family[o] != "hpcore"}
-        best_peer = min(peers, key=lambda o: peers[o]["mean_regret"]) if peers else None
+        best_peer = min(peers, key=lambda o: (peers[o]["mean_regret"] if den > 0 else 0.0,
+                                              peers[o]["median_final"])) if peers else None
         entry["best_peer"] = best_peer
         for o, e in entry["optimizers"].items():
             if best_peer is None or o == best_peer:
@@ -86,14 +90,15 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     overall: dict[str, Any] = {}
     for o in optimizers:
         regs = [per_problem[p]["optimizers"][o]["mean_regret"] for p in problems
-                if o in per_problem[p]["optimizers"]]
+                if o in per_problem[p]["optimizers"]
+                and not math.isnan(per_problem[p]["optimizers"][o]["mean_regret"])]
         st = np.array([r["suggest_time"] for r in rows if r["optimizer"] == o])
         ob = np.array([r["objective_time"] for r in rows if r["optimizer"] == o])
         sig = [p for p in problems if o in per_problem[p]["optimizers"]
                and per_problem[p]["best_peer"] not in (None, o)
                and per_problem[p]["optimizers"][o]["p_vs_best_peer"] < 0.05]
-        worse = [p for p in sig if per_problem[p]["optimizers"][o]["mean_regret"]
-                 > per_problem[p]["optimizers"][per_problem[p]["best_peer"]]["mean_regret"]]
+        worse = [p for p in sig if per_problem[p]["optimizers"][o]["median_final"]
+                 > per_problem[p]["optimizers"][per_problem[p]["best_peer"]]["median_final"]]
         overall[o] = {"family": family[o], "n_problems": len(regs),
                       "mean_regret": float(np.mean(regs)) if regs else float("nan"),
                       "suggest_median": float(np.median(st)), "suggest_p90":
@@ -137,7 +142,11 @@ def write_markdown(summary: dict[str, Any], path: Path, *, header: Sequence[str]
                   "| optimizer | median final best | mean regret | p vs best peer |",
                   "|---|---:|---:|---:|"]
         oe = e["optimizers"]
-        for o in sorted(oe, key=lambda o: oe[o]["mean_regret"]):
+        if not e["reference"] > e["best_seen"]:
+            lines += ["hpcore-random's median reached the best value seen: no regret (the "
+                      "problem is left out of the averages).", ""]
+        for o in sorted(oe, key=lambda o: (np.nan_to_num(oe[o]["mean_regret"]),
+                                           oe[o]["median_final"])):
             lines.append(f"| {o} | {oe[o]['median_final']:.6g} | {oe[o]['mean_regret']:.3f} | "
                          f"{oe[o]['p_vs_best_peer']:.3g} |")
         lines.append("")
@@ -226,7 +235,8 @@ def write_plots(rows: Sequence[dict[str, Any]], summary: dict[str, Any], prefix:
     out.append(path)
     # 2. normalized regret per optimizer
     ov = summary["optimizers"]
-    order = sorted(ov, key=lambda o: ov[o]["mean_regret"])
+    order = sorted((o for o in ov if not math.isnan(ov[o]["mean_regret"])),
+                   key=lambda o: ov[o]["mean_regret"])
     fig, ax = plt.subplots(figsize=(7, 0.25 * len(order) + 1.2))
     ax.barh(range(len(order)), [ov[o]["mean_regret"] for o in order],
             color=[sty[o][0] for o in order])
@@ -261,3 +271,30 @@ def write_plots(rows: Sequence[dict[str, Any]], summary: dict[str, Any], prefix:
     plt.close(fig)
     out.append(path)
     return out
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a ``compare_*.csv`` with their types back."""
+    ints = {"seed", "trial", "epochs", "cum_epochs"}
+    strs = {"optimizer", "problem", "state"}
+    rows = []
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            rows.append({k: (v if k in strs else int(v) if k in ints else float(v))
+                         for k, v in r.items()})
+    return rows
+
+
+def rebuild(prefix: Path) -> None:
+    """Tables and plots again from ``<prefix>.csv`` (the header of ``<prefix>.md`` kept)."""
+    prefix = Path(prefix)
+    rows = read_csv(Path(f"{prefix}.csv"))
+    md = Path(f"{prefix}.md")
+    header, skipped = [], []
+    if md.exists():
+        text = md.read_text().split("\n")
+        header = text[:text.index(next(t for t in text if t.startswith("## Summary")))]
+        skipped = [t[len("Skipped: "):] for t in text if t.startswith("Skipped: ")]
+    summary = summarize(rows)
+    write_markdown(summary, md, header=header, skipped=skipped[0].split("; ") if skipped else ())
+    write_plots(rows, summary, prefix)
