@@ -298,3 +298,10 @@ def rebuild(prefix: Path) -> None:
     summary = summarize(rows)
     write_markdown(summary, md, header=header, skipped=skipped[0].split("; ") if skipped else ())
     write_plots(rows, summary, prefix)
+    js = Path(f"{prefix}.json")
+    if js.exists():
+        import json
+
+        data = json.loads(js.read_text())
+        data["optimizers"] = summary["optimizers"]
+        js.write_text(json.dumps(data, indent=1, default=float))
