@@ -22,11 +22,14 @@ class Bracket:
     r: tuple[float, ...]
 
 
+_MAX_ETA = 2**31 - 1   # the compiled rung book holds eta in a C int
+
+
 def _check_resources(min_resource: float, max_resource: float, eta: int) -> None:
     if isinstance(eta, bool) or not isinstance(eta, (int, np.integer)):
         raise TypeError(f"eta must be an int, got {type(eta).__name__}")
-    if eta < 2:
-        raise ValueError(f"eta must be >= 2, got {eta}")
+    if not 2 <= eta <= _MAX_ETA:
+        raise ValueError(f"eta must be in [2, {_MAX_ETA}], got {eta}")
     for name, v in (("min_resource", min_resource), ("max_resource", max_resource)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
             raise TypeError(f"{name} must be a number, got {type(v).__name__}")
@@ -34,6 +37,9 @@ def _check_resources(min_resource: float, max_resource: float, eta: int) -> None
             raise ValueError(f"{name} must be finite and > 0, got {v}")
     if max_resource < min_resource:
         raise ValueError(f"max_resource ({max_resource}) must be >= min_resource ({min_resource})")
+    if not math.isfinite(float(max_resource) / float(min_resource)):
+        raise ValueError(f"max_resource / min_resource must be finite, got "
+                         f"{max_resource} / {min_resource}")
 
 
 def _s_max(min_resource: float, max_resource: float, eta: int) -> int:
@@ -42,8 +48,9 @@ def _s_max(min_resource: float, max_resource: float, eta: int) -> int:
     if all(isinstance(v, (int, np.integer)) for v in (min_resource, max_resource)):
         while int(min_resource) * eta ** (s + 1) <= int(max_resource):
             s += 1
-    else:
-        while min_resource * eta ** (s + 1) <= max_resource * (1 + 1e-12):
+    else:   # in logs: eta**(s + 1) need not fit in a float
+        log_r = math.log(max_resource) - math.log(min_resource)
+        while (s + 1) * math.log(eta) <= log_r + 1e-12:
             s += 1
     return s
 
