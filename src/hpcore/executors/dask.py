@@ -230,7 +230,9 @@ class DaskExecutor:
         runner.server = server
         run_id = uuid.uuid4().hex
         runner.run_id = run_id
-        [runner.obj_future] = client.scatter([objective_bytes], hash=False)
+        # On every worker: a copy held by one worker only dies with it, and Dask then
+        # cancels every trial task for "lost dependencies".
+        [runner.obj_future] = client.scatter([objective_bytes], hash=False, broadcast=True)
         runner.client_id = (os.getpid(), socket.gethostname())
         try:
             dispatch(study, budget, callbacks, show_progress, runner)
@@ -290,7 +292,7 @@ class _DaskRunner:
             outcome = fut.result()
         except Exception as exc:  # noqa: BLE001 - the task could not run or its workers died
             name = type(exc).__name__
-            if name == "KilledWorker":
+            if name in ("KilledWorker", "FutureCancelledError", "CancelledError"):
                 return ("lost", f"worker failed: {name}: {exc}")
             return ("fail", f"worker failed: {name}: {exc}")
         if outcome[0] == "superseded":
