@@ -224,7 +224,19 @@ def _check_wheel_contents(wheel: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-def test_wheel_installs_into_a_fresh_venv_and_passes_the_suite(tmp_path):
+def test_wheel_installs_into_a_fresh_venv_and_passes_the_suite():
+    # not pytest's tmp_path: other pytest sessions on the machine prune old basetemps,
+    # and this test runs for many minutes
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="hpcore-wheel-test-"))
+    try:
+        _wheel_test(tmp_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _wheel_test(tmp_path: Path) -> None:
     src = tmp_path / "src-copy"
     shutil.copytree(ROOT, src, ignore=_IGNORE)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
