@@ -451,11 +451,12 @@ def test_dask_worker_killed_mid_trial_is_retried_and_the_study_completes(tmp_pat
     db = tmp_path / "dask.db"
     study = hp.Study(_space(), sampler=hp.RandomSampler(seed=5), storage=f"sqlite:///{db}",
                      name="dask", retries=1)
+    before = _children()   # long-lived helpers of earlier tests (e.g. a forkserver) are not ours
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         study.optimize(_dask_kill_once, n_trials=8, executor=hp.DaskExecutor(client))
-        worker_pids = _children()
+        worker_pids = _children() - before
     trials = study.trials
     study.close()
     _integrity_ok(db)
