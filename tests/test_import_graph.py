@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-PKG = SRC / "hpcore"
+import hpcore
+
+# The package that is imported: src/hpcore in a checkout, site-packages/hpcore from a wheel.
+PKG = Path(hpcore.__file__).resolve().parent
+SRC = PKG.parent
 ENGINE = ("hpcore.study", "hpcore.storage", "hpcore.trial", "hpcore.space",
           "hpcore.executors", "hpcore.samplers", "hpcore.pruners")
 
