@@ -518,7 +518,8 @@ class Study:
     def optimize(self, objective: ObjectiveFn, n_trials: int | None = None,
                  timeout: float | None = None, n_jobs: int = 1,
                  callbacks: Sequence[Callback] | None = None, show_progress: bool = False,
-                 executor: Any = None) -> None:
+                 executor: Any = None, deterministic: bool = False,
+                 lag: int | None = None) -> None:
         """Run ``objective(trial)`` for ``n_trials`` trials or ``timeout`` seconds.
 
         ``n_jobs > 1`` (or -1: all cores) runs trials in a local process pool;
@@ -529,6 +530,12 @@ class Study:
         then :class:`~hpcore.executors.Terminated`, a ``SystemExit``, is raised) when
         ``optimize`` runs in the main thread and no other SIGTERM handler is installed.
         Stops early when the sampler is exhausted.
+
+        ``deterministic=True`` (or ``lag=q``) runs in lagged mode: the sampler's
+        suggestion for trial ``n`` depends only on trials ``0 .. n-q-1`` as finished (in
+        number order) and ``n-q .. n-1`` as pending, so a seed gives the same trials
+        with any number of workers and any executor for the same ``lag`` (default: the
+        executor's parallel slots, ``n_jobs``).  See :mod:`hpcore._deterministic`.
         """
         if not callable(objective):
             raise TypeError("objective must be callable")
@@ -557,6 +564,11 @@ class Study:
         executor = get_executor(n_jobs, executor)
         # SIGTERM: like Ctrl-C, running trials FAIL "terminated"; the bar: see _progress
         with handle_sigterm(), progress_bar(self, show_progress, n_trials) as progress:
+            if deterministic is not False or lag is not None:
+                from hpcore._deterministic import run_lagged
+
+                run_lagged(self, objective, run, callbacks, progress, executor, deterministic, lag)
+                return
             if executor is not None:
                 executor.run(self, objective, run, callbacks, progress)
                 return
