@@ -197,10 +197,14 @@ class DaskExecutor:
         return (f"DaskExecutor(client={self.client!r}, worker_threads={self.worker_threads}, "
                 f"n_slots={self.n_slots}, host={self.host!r})")
 
-    def _slots(self) -> int:
+    def parallel_slots(self) -> int:
+        """Trials in flight at once: ``n_slots``, else the cluster's worker threads now
+        (the default lag of ``optimize(..., deterministic=True)``)."""
         if self.n_slots is not None:
             return self.n_slots
         return max(1, sum(self.client.nthreads().values()))
+
+    _slots = parallel_slots
 
     def _report_host(self) -> str:
         if self.host is not None:

@@ -1,0 +1,125 @@
+"""Lagged (deterministic) parallel runs: optimize(..., deterministic=True, lag=q) gives
+the same trials inline, with 2 and 4 process workers and on a 2-worker Dask cluster."""
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # workers import the objectives from here (spawn copies sys.path)
+    sys.path.insert(0, str(HERE))
+
+import _det_objectives as D  # noqa: E402
+
+import hpcore as hp  # noqa: E402
+
+LAG = 4
+N_TRIALS = 20
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:
+        with distributed.Client(cluster) as client:
+            yield client
+
+
+def _samplers():
+    return {"bayes": lambda: hp.BayesSampler(seed=3, n_startup_trials=5),
+            "genetic": lambda: hp.GeneticSampler(population_size=6, seed=3)}
+
+
+def _record(study: hp.Study) -> list[tuple]:
+    return [(t.number, t.state.name, tuple(sorted(t.params.items())), t.values)
+            for t in study.trials]
+
+
+def _run(make_sampler, how, client=None, **kw) -> list[tuple]:
+    study = hp.Study(D.space(), sampler=make_sampler())
+    if how == "dask":
+        kw["executor"] = hp.DaskExecutor(client)
+    else:
+        kw["n_jobs"] = how
+    study.optimize(D.shuffled_quadratic, n_trials=N_TRIALS, **kw)
+    return _record(study)
+
+
+@pytest.mark.parametrize("name", ["bayes", "genetic"])
+def test_same_trials_inline_2_4_processes_and_dask(name, dask_client):
+    make = _samplers()[name]
+    ref = _run(make, 1, lag=LAG)
+    assert len(ref) == N_TRIALS and all(r[1] == "COMPLETE" for r in ref)
+    assert len({r[2] for r in ref}) == N_TRIALS          # the sampler did search
+    for how in (2, 4, "dask"):
+        got = _run(make, how, client=dask_client, lag=LAG)
+        assert got == ref, f"{name}: {how} workers differ from the inline run"
+
+
+def test_without_the_mode_worker_counts_differ():
+    """The control: the same seeded BayesSampler study, deterministic=False, inline and
+    with 4 workers, gives other trials (the test above could fail)."""
+    make = _samplers()["bayes"]
+    assert _run(make, 4) != _run(make, 1)
+
+
+def test_default_lag_and_two_optimize_calls_continue_one_run():
+    make = _samplers()["bayes"]
+    ref = _run(make, 2, deterministic=True)        # default lag: n_jobs = 2
+    study = hp.Study(D.space(), sampler=make())
+    study.optimize(D.shuffled_quadratic, n_trials=8, lag=2)
+    study.optimize(D.shuffled_quadratic, n_trials=N_TRIALS - 8, lag=2)
+    assert _record(study) == ref
+
+
+def test_the_sampler_sees_the_lagged_history_and_asks_wait_for_it():
+    sampler = D.RecordingSampler(seed=1)
+    study = hp.Study(D.space(), sampler=sampler)
+    study.optimize(D.shuffled_quadratic, n_trials=16, n_jobs=2, lag=1)
+    assert sorted(sampler.seen) == list(range(16))
+    for n, (completed, pending, really_running) in sampler.seen.items():
+        assert completed == list(range(max(0, n - 1)))          # finished, number order
+        assert pending == ([n - 1] if n >= 1 else [])            # the window, as pending
+        assert all(k >= n - 1 for k in really_running)           # nothing older still runs
+    assert study.sampler is sampler                               # restored after the run
+    assert all(t.state == hp.TrialState.COMPLETE for t in study.trials)
+
+
+def test_lag_zero_is_sequential():
+    sampler = D.RecordingSampler(seed=2)
+    study = hp.Study(D.space(), sampler=sampler)
+    study.optimize(D.shuffled_quadratic, n_trials=6, n_jobs=2, lag=0)
+    for n, (completed, pending, really_running) in sampler.seen.items():
+        assert completed == list(range(n)) and pending == [] and really_running == []
+
+
+def test_bad_arguments_name_the_parameter():
+    study = hp.Study(D.space(), sampler=hp.RandomSampler(seed=0))
+    with pytest.raises(ValueError, match="lag"):
+        study.optimize(D.shuffled_quadratic, n_trials=1, lag=-1)
+    with pytest.raises(TypeError, match="lag"):
+        study.optimize(D.shuffled_quadratic, n_trials=1, lag=1.5)
+    with pytest.raises(TypeError, match="deterministic"):
+        study.optimize(D.shuffled_quadratic, n_trials=1, deterministic="yes")
+
+    class Opaque:
+        def run(self, study, objective, budget, callbacks, show_progress):  # pragma: no cover
+            raise AssertionError("not reached")
+
+    with pytest.raises(ValueError, match="lag"):
+        study.optimize(D.shuffled_quadratic, n_trials=1, deterministic=True, executor=Opaque())
+    assert study.trials == []
+
+
+def test_a_pruner_warns_that_its_decisions_are_not_covered():
+    study = hp.Study(D.space(), sampler=hp.RandomSampler(seed=0), pruner=hp.MedianPruner())
+    with pytest.warns(UserWarning, match="pruning decisions"):
+        study.optimize(D.shuffled_quadratic, n_trials=2, deterministic=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hp.Study(D.space(), sampler=hp.RandomSampler(seed=0)).optimize(
+            D.shuffled_quadratic, n_trials=2, deterministic=True)
