@@ -14,7 +14,7 @@ WORKER = os.path.join(os.path.dirname(__file__), "_study_worker.py")
 
 
 def _start(url, name, n, sleep, *extra):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
     return subprocess.Popen([sys.executable, WORKER, url, name, str(n), str(sleep), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
 
@@ -67,7 +67,13 @@ def test_sigint_stops_cleanly(tmp_path):
         while time.monotonic() < deadline and len(_complete(url, "int")) < 5:
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            # PYTHONFAULTHANDLER=1 (set by _start): SIGABRT dumps every thread's stack
+            proc.send_signal(signal.SIGABRT)
+            _, err = proc.communicate(timeout=30)
+            pytest.fail(f"the SIGINTed child did not exit within 30 s; its stacks:\n{err}")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -5,7 +5,8 @@ The public API, re-exported; nothing else lives here.
 from hpcore._config import __version__, show_config
 from hpcore._export import best_trials_table
 from hpcore._summary import StudySummary, list_studies
-from hpcore.executors.local import ProcessExecutor
+from hpcore.executors._signals import Terminated
+from hpcore.executors.local import ProcessExecutor, WorkerStartupError
 from hpcore.pruners import (ASHA, BasePruner, CompositePruner, Hyperband, MedianPruner, NopPruner,
                             PatiencePruner, SuccessiveHalving, ThresholdPruner, any_of)
 from hpcore.samplers import (BaseSampler, BayesSampler, GeneticSampler, GridSampler, QMCSampler,
@@ -46,9 +47,11 @@ __all__ = [
     "StudyNotFound",
     "StorageVersionError",
     "StudySummary",
+    "Terminated",
     "Trial",
     "TrialPruned",
     "TrialState",
+    "WorkerStartupError",
     "ThresholdPruner",
     "__version__",
     "any_of",
