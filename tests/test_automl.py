@@ -6,6 +6,7 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -124,6 +125,14 @@ def test_space_rejects_bad_input_and_offers_optional_models():
             assert name not in est
     space = pipeline_space("regression", ["ridge", "rf"])
     assert [c["estimator"] for c in default_configs(space)] == ["ridge", "rf"]
+    # on larger data the boosters and forests come before the kernel models
+    from hpcore.automl.defaults import LARGE_ROWS
+
+    space = pipeline_space("classification", ["svc", "rf", "hgb", "logreg", "et"])
+    assert [c["estimator"] for c in default_configs(space, LARGE_ROWS - 1)] == \
+        ["logreg", "svc", "rf", "hgb", "et"]
+    assert [c["estimator"] for c in default_configs(space, LARGE_ROWS)] == \
+        ["logreg", "hgb", "et", "rf", "svc"]
     # random draws of the whole space are valid configurations
     s = pipeline_space("classification")
     rng = np.random.default_rng(0)
@@ -206,7 +215,7 @@ def test_fit_predict_score_and_budget(fitted):
     assert rows[0]["state"] == "COMPLETE"
     assert {"estimator", "params", "score", "fit_time", "state"} <= set(rows[0])
     first = [r for r in rows if r["number"] == 0][0]
-    assert first["params"] == default_configs(m.study_.space)[0]   # defaults first
+    assert first["params"] == default_configs(m.study_.space, len(tr))[0]   # defaults first
     assert m.best_pipeline_.predict(X[te]).shape == (len(te),)
     assert 1 <= len(m.ensemble_) and np.isclose(sum(w for w, _ in m.ensemble_), 1.0)
 
@@ -274,3 +283,55 @@ def test_example_quick():
                         "--quick"], capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "test accuracy" in p.stdout
+
+
+def test_workers_are_forked_only_without_other_threads():
+    import threading
+
+    from hpcore.automl._worker import fork_safe, make_context
+
+    if not sys.platform.startswith("linux"):
+        assert not fork_safe()
+        return
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        assert not fork_safe()
+        assert make_context(fork=True).get_start_method() != "fork"
+    finally:
+        stop.set()
+        t.join()
+    if threading.active_count() == 1:
+        assert make_context(fork=True).get_start_method() == "fork"
+    assert make_context().get_start_method() != "fork"
+
+
+def test_inline_stage_that_cannot_fit_is_not_started():
+    """A warm-start pipeline evaluated in-process stops before a stage whose estimated
+    time exceeds the time left: PRUNED at its last report, its time spent bounded."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=3000, n_features=20, random_state=0)
+    m = AutoML(time_budget=5, cv=5, estimators=["rf"], ensemble=False)
+    m._validate()
+    Xp, yp = m._prepare(X, y)
+    m._impute, m._n_rows = False, len(Xp)
+    m._score_fn, m.metric_name_ = get_metric(None, "classification")
+    m._n_classes = 2
+    space = pipeline_space("classification", ["rf"])
+    m.study_ = hp.Study(space, direction="maximize")
+    folds = m._folds(Xp, yp)
+    m._stage_plan = _stages(min(len(tr) for tr, _ in folds), 5)
+    m._oof, m._value, m._params, m._fold_fit, m._records = {}, {}, {}, {}, []
+    t0 = time.monotonic()
+    # time for the first probe (1/9 of a fold) only, not for the next stages
+    m._run_inline(default_configs(space)[0], Xp, yp, folds, t0 + 0.05, {})
+    rec = m._records[-1]
+    assert rec["state"] == "PRUNED" and "time left" in rec["error"]
+    assert m.study_.trials[0].state == hp.TrialState.PRUNED
+    assert m.study_.trials[0].intermediate_values.keys() == {1}
+    assert time.monotonic() - t0 < 3.0
+    m._run_inline(default_configs(space)[0], Xp, yp, folds, time.monotonic() + 60, {})
+    assert m._records[-1]["state"] == "COMPLETE"
+    assert sorted(m.study_.trials[1].intermediate_values) == [s for s, _, _ in m._stage_plan]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Worker", "evaluate_stage", "fit_predict"]
+__all__ = ["Worker", "evaluate_stage", "fit_predict", "fork_safe", "make_context"]
 
 # What the fork server imports before forking workers: only what every worker needs,
 # so the first worker starts as soon as possible (estimator modules are imported on
@@ -158,6 +158,26 @@ class Worker:
             self.conn.close()
 
 
-def make_context():
-    """The multiprocessing context of the workers (fork server where available)."""
+def fork_safe() -> bool:
+    """Whether a worker may be forked from this process now: on Linux, with no other
+    Python thread running (a thread could hold a lock the child inherits locked).
+
+    A forked worker starts in milliseconds with every module already imported, where a
+    fork server first imports numpy, scikit-learn and hpcore (seconds; over 15 s on a
+    loaded machine).  OpenMP (GNU libgomp) is not fork-safe for parallel regions of
+    more than one thread after the parent has used it; workers run every fit under
+    ``threadpool_limits(1)`` (and LightGBM / XGBoost with ``n_jobs=1``), so their
+    regions are single-threaded and never touch the inherited thread pool."""
+    import sys
+    import threading
+
+    return (sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+            and threading.active_count() == 1)
+
+
+def make_context(fork: bool = False):
+    """The multiprocessing context of the workers: ``fork`` when asked and
+    :func:`fork_safe`, else the fork server where available, else spawn."""
+    if fork and fork_safe():
+        return mp.get_context("fork")
     return _context()

@@ -14,8 +14,10 @@ after a fraction of its cost.  The first trials are the library defaults of ever
 estimator (:mod:`hpcore.automl.defaults`), or the best pipelines of a previous search
 (``warm_start``).
 
-Each evaluation runs in a worker process (``n_jobs`` of them), so a trial that would
-overrun the wall-clock ``time_budget`` is stopped by terminating its process, and a
+Each evaluation runs in a worker process (``n_jobs`` of them; forked where that is safe,
+so they start in milliseconds, else started from a fork server while the first warm-start
+pipelines are evaluated in-process, stage by stage within the time left), so a trial that
+would overrun the wall-clock ``time_budget`` is stopped by terminating its process, and a
 trial is not started when the fit times seen so far say its first stage cannot finish
 in time.  Time is reserved for the final refit on all the data, estimated from the
 chosen pipeline's fold fit times.  An optional greedy ensemble (Caruana et al. 2004)
@@ -36,17 +38,19 @@ import numpy as np
 
 import hpcore as hp
 from hpcore.automl._metrics import get_metric
-from hpcore.automl._worker import Worker, fit_predict, make_context
+from hpcore.automl._worker import Worker, fit_predict, fork_safe, make_context
 from hpcore.automl.defaults import default_configs
 from hpcore.automl.ensemble import caruana_ensemble
 from hpcore.automl.space import TASKS, build_pipeline, pipeline_space
 
 __all__ = ["AutoML", "search"]
 
-#: Warm-start estimators cheap enough to evaluate in the main process while the
-#: workers start (on data of at most ``_INLINE_MAX_ROWS`` rows and
-#: ``_INLINE_MAX_CELLS`` values).
-_CHEAP = frozenset({"logreg", "ridge", "knn", "lasso", "elasticnet", "svc", "svr"})
+#: While the workers start, warm-start pipelines are evaluated in the main process (on
+#: data of at most ``_INLINE_MAX_ROWS`` rows and ``_INLINE_MAX_CELLS`` values), stage
+#: by stage, each stage started only when its estimated time fits in the time left:
+#: on data with subsample rungs every estimator (the subsample stages measure its
+#: cost first); otherwise all but these, whose first fold may take seconds.
+_NOT_INLINE_SMALL = frozenset({"mlp"})
 _INLINE_MAX_CELLS = 500_000
 _INLINE_MAX_ROWS = 5000
 
@@ -104,11 +108,16 @@ class _Starter:
     """Starts ``n`` workers in a background thread; ``stop`` hands back those started
     and makes the thread kill any that finish starting afterwards."""
 
-    def __init__(self, ctx, args, n: int, workers: list) -> None:
+    def __init__(self, ctx, args, n: int, workers: list, sync: bool = False) -> None:
         import threading
 
         self._workers, self._lock, self._stopped = workers, threading.Lock(), False
         self.error: BaseException | None = None
+        if sync:                    # forked workers: milliseconds each, no thread needed
+            self._thread = None
+            for _ in range(n):
+                workers.append(Worker(ctx, *args))
+            return
 
         def run():
             for _ in range(n):
@@ -134,7 +143,7 @@ class _Starter:
         if self.error is not None and not self._workers:
             raise RuntimeError(f"could not start a worker process: {self.error}") \
                 from self.error
-        return not self._thread.is_alive()
+        return self._thread is None or not self._thread.is_alive()
 
     def stop(self) -> list:
         with self._lock:
@@ -315,7 +324,7 @@ class AutoML:
                     out.append(cfg)
                 if len(out) >= self.n_warm:
                     break
-        for cfg in default_configs(space):
+        for cfg in default_configs(space, self._n_rows):
             if cfg not in out:
                 out.append(cfg)
         return out
@@ -340,6 +349,7 @@ class AutoML:
         self._t0 = t0
         self._deadline = t0 + float(self.time_budget)
         self._impute = bool(np.isnan(X).any())
+        self._n_rows = len(X)
         self._score_fn, self.metric_name_ = get_metric(self.metric, self.task)
         self._n_classes = len(self.classes_) if self.task == "classification" else 0
         space = pipeline_space(self.task, self.estimators)
@@ -390,17 +400,20 @@ class AutoML:
         queue = self._warm_configs(space)
         rng = np.random.default_rng([self.seed, 7])
         self._n_proposals = 0
-        ctx = make_context()
+        ctx = make_context(fork=True)
+        forked = ctx.get_start_method() == "fork"
         n_workers = self._n_workers()
         args = (X, y, folds, self.task, self._n_classes, self.seed, self._impute, self.metric)
         first_stage: dict[str, list[float]] = {}
-        # Workers start in a thread (a process start blocks until the fork server has
-        # imported scikit-learn: seconds on a loaded machine); meanwhile the cheap
-        # warm-start pipelines are evaluated here, so that time is not lost.
+        # Workers are forked where that is safe (milliseconds: see fork_safe); else they
+        # start in a thread (a process start blocks until the fork server has imported
+        # scikit-learn: seconds on a loaded machine) and meanwhile the warm-start
+        # pipelines are evaluated here, so that time is not lost.
         workers: list[Worker] = []
-        starter = _Starter(ctx, args, n_workers, workers)
+        starter = _Starter(ctx, args, n_workers, workers, sync=forked)
         cheap_inline = (X.shape[0] * X.shape[1] <= _INLINE_MAX_CELLS
                         and X.shape[0] <= _INLINE_MAX_ROWS)
+        probes = self._stage_plan[0][2] is not None
         try:
             while True:
                 now = time.monotonic()
@@ -409,8 +422,9 @@ class AutoML:
                     break
                 ready_workers = starter.ready()
                 if not ready_workers:
-                    if cheap_inline and queue and queue[0]["estimator"] in _CHEAP:
-                        self._run_inline(queue.pop(0), X, y, folds)
+                    if cheap_inline and queue and (
+                            probes or queue[0]["estimator"] not in _NOT_INLINE_SMALL):
+                        self._run_inline(queue.pop(0), X, y, folds, end, first_stage)
                     else:
                         time.sleep(0.02)
                     continue
@@ -459,33 +473,57 @@ class AutoML:
                 else:
                     w.close()
 
-    def _run_inline(self, params: dict, X, y, folds) -> None:
-        """Evaluate one cheap warm-start pipeline in this process (full CV, no pruning)."""
+    def _run_inline(self, params: dict, X, y, folds, end: float,
+                    first_stage: dict) -> None:
+        """Evaluate one warm-start pipeline in this process, stage by stage as a worker
+        would (reports at the same steps, never pruned).  A stage whose estimated time
+        (the previous stage's, scaled by the ratio of training rows, with a 50% margin)
+        does not fit before ``end`` is not started: the trial ends PRUNED at its last
+        report (FAIL when it has none)."""
         from hpcore.automl._worker import evaluate_stage
 
         trial = self.study_.ask(params=params)
         trial.set_user_attr("estimator", params["estimator"])
         scores, fits = [], []
         oof = np.zeros((len(y), self._n_classes) if self.task == "classification" else len(y))
+        prev_rows = prev_time = None
         try:
             from threadpoolctl import threadpool_limits
 
             with threadpool_limits(1):
                 for stage in self._stage_plan:
-                    if stage[2] is not None:
-                        continue
+                    step, fold, n_sub = stage
+                    rows = n_sub if n_sub is not None else len(folds[fold][0])
+                    if prev_time is not None:
+                        est = 1.5 * prev_time * max(1.0, rows / prev_rows)
+                        if time.monotonic() + est > end:
+                            self._stop_inline(trial, fits, f"stage {step} would take about "
+                                              f"{est:.2f} s, more than the time left")
+                            return
                     sc, va, pred, fit_s = evaluate_stage(
                         params, X, y, folds, stage, self.task, self._n_classes, self.seed,
                         self._impute, self._score_fn)
-                    scores.append(sc)
                     fits.append(fit_s)
-                    oof[va] = pred
+                    if len(fits) == 1:
+                        first_stage.setdefault(params["estimator"], []).append(fit_s)
+                    prev_rows, prev_time = rows, fit_s
+                    if n_sub is None:
+                        scores.append(sc)
+                        oof[va] = pred
+                        value = float(np.mean(scores))
+                    else:
+                        value = sc
+                    if step is not None:
+                        if not math.isfinite(value):
+                            raise ValueError(f"non-finite score {value!r} at step {step}")
+                        trial.report(int(step), value)
         except Exception as exc:  # noqa: BLE001 - a pipeline's error fails its trial only
             err = traceback.format_exc(limit=6)
             self.study_.tell(trial, exc)
             self._record(trial, "FAIL", None, sum(fits), 0, error=err)
             return
         value = float(np.mean(scores))
+        full = [f for f, st in zip(fits, self._stage_plan) if st[2] is None]
         trial.set_user_attr("cv_scores", [float(v) for v in scores])
         trial.set_user_attr("fit_time", float(sum(fits)))
         frozen = self.study_.tell(trial, value)
@@ -493,8 +531,18 @@ class AutoML:
             n = trial.number
             self._oof[n], self._value[n] = oof, value
             self._params[n] = dict(params)
-            self._fold_fit[n] = float(np.mean(fits))
+            self._fold_fit[n] = float(np.mean(full))
         self._record(trial, frozen.state.name, value, sum(fits), _MAX_STEP)
+
+    def _stop_inline(self, trial, fits, why: str) -> None:
+        if trial.intermediate_values:
+            step = max(trial.intermediate_values)
+            self.study_.tell(trial, state=hp.TrialState.PRUNED)
+            self._record(trial, "PRUNED", trial.intermediate_values[step], sum(fits), step,
+                         error=why)
+        else:
+            self.study_.tell(trial, state=hp.TrialState.FAIL, error=why)
+            self._record(trial, "FAIL", None, sum(fits), 0, error=why)
 
     def _local_proposal(self, space: hp.Space, rng: np.random.Generator) -> dict | None:
         """Every other proposal after the warm start: a perturbation of one of the three
@@ -530,6 +578,10 @@ class AutoML:
                              error="the worker process died (out of memory or a crash)")
             self._record(job.trial, "FAIL", None, sum(job.stage_times), 0)
             w.kill()
+            # a replacement is forked only while no other thread runs (a SQLite storage's
+            # heartbeat thread may have started since)
+            if ctx.get_start_method() == "fork" and not fork_safe():
+                ctx = make_context()
             workers[workers.index(w)] = Worker(ctx, *args)
             return
         kind = msg[0]
