@@ -119,6 +119,84 @@ def test_prediction_gradients_vs_finite_differences(kernel):
         np.testing.assert_allclose(dvar[:, q], (vp - vm) / (2 * h), rtol=1e-5, atol=1e-7)
 
 
+def _np_lml_grad(X, y, th, kernel, jitter=0.0):
+    """Dense reference: LML and 0.5 tr((a a^T - K^-1) dK/dtheta) with K built by NumPy."""
+    d = X.shape[1]
+    ls, s, noise = np.exp(th[:d]), np.exp(th[d]), np.exp(th[d + 1])
+    Kf = _np_kernel(X, X, ls, s, kernel)
+    K = Kf + (noise + jitter) * np.eye(len(X))
+    Ki = np.linalg.inv(K)
+    a = Ki @ y
+    W = np.outer(a, a) - Ki
+    lml = -0.5 * y @ a - 0.5 * np.linalg.slogdet(K)[1] - 0.5 * len(X) * np.log(2 * np.pi)
+    D2 = (X[:, None, :] - X[None, :, :]) ** 2 / ls ** 2          # (n, n, d)
+    r = np.sqrt(D2.sum(-1))
+    if kernel == "rbf":
+        dk_dr2 = -0.5 * Kf
+    else:
+        dk_dr2 = -(5.0 / 6.0) * s * (1 + np.sqrt(5) * r) * np.exp(-np.sqrt(5) * r)
+    g = np.empty(d + 2)
+    for q in range(d):
+        g[q] = 0.5 * np.sum(W * dk_dr2 * (-2.0 * D2[:, :, q]))
+    g[d] = 0.5 * np.sum(W * Kf)
+    g[d + 1] = 0.5 * noise * np.trace(W)
+    return lml, g
+
+
+@pytest.mark.parametrize("kernel", ["matern52", "rbf"])
+@pytest.mark.parametrize("case", ["plain", "wide", "jitter"])
+def test_fused_lml_gradient_matches_dense_numpy(kernel, case):
+    # n = 61 (not a multiple of the 4-way unrolled pass); "wide": lengthscales from 1e-3
+    # to 10, so kernel values underflow to 0 for most pairs; "jitter": duplicated rows and
+    # noise 1e-300, so the factorization needs jitter and the fill is redone.
+    rng = np.random.default_rng(3)
+    X = rng.random((61, 4))
+    y = rng.standard_normal(61)
+    th = np.r_[np.log([0.3, 0.7, 0.2, 1.5]), np.log(1.3), np.log(1e-2)]
+    if case == "wide":
+        th[:4] = np.log([1e-3, 0.05, 1.0, 10.0])
+    if case == "jitter":
+        X[40:] = X[:21]
+        th[-1] = np.log(1e-300)
+    kind = 0 if kernel == "matern52" else 1
+    v, g, jit = _gp.lml_grad(X, y, th, kind, 1)
+    assert (jit > 0) == (case == "jitter")
+    if case == "jitter":
+        # K + jitter I is too ill-conditioned for a dense NumPy inverse to be a reference;
+        # the refilled path must agree with the first-fill path at noise = 1e-300 + jitter
+        # (the same matrix up to rounding of the diagonal).
+        th2 = th.copy()
+        th2[-1] = np.log(np.exp(th[-1]) + jit)
+        v2, g2, jit2 = _gp.lml_grad(X, y, th2, kind, 1)
+        assert jit2 == 0.0
+        np.testing.assert_allclose(v, v2, rtol=1e-9)
+        np.testing.assert_allclose(g[:-1], g2[:-1], rtol=1e-4, atol=1e-4 * np.abs(g2).max())
+        assert abs(g[-1]) < 1e-250
+        return
+    v_ref, g_ref = _np_lml_grad(X, y, th, kernel)
+    np.testing.assert_allclose(v, v_ref, rtol=1e-10)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-9 * np.abs(g_ref).max())
+    L, alpha, jit2, lml2 = _gp.factorize(X, y, th, kind, 1)
+    assert jit2 == jit and np.isclose(lml2, v, rtol=1e-12)
+    assert np.all(np.triu(L, 1) == 0)
+    np.testing.assert_allclose(L @ L.T, _np_kernel(X, X, np.exp(th[:4]), 1.3, kernel)
+                               + (np.exp(th[-1]) + jit) * np.eye(61), rtol=0, atol=1e-12)
+
+
+def test_kernel_matrix_matches_numpy_from_zero_to_underflow():
+    # The kernels' vectorized exp against libm's over r^2 from 0 to far past underflow.
+    rng = np.random.default_rng(4)
+    X1 = rng.random((30, 1)) * 60.0
+    X2 = np.r_[X1[:5], rng.random((45, 1)) * 60.0]
+    for kernel in ("matern52", "rbf"):
+        for ls in (1e-3, 0.05, 0.7, 40.0):
+            K = kernels.gp_kernel_matrix(X1, X2, lengthscales=[ls], kernel=kernel)
+            ref = _np_kernel(X1, X2, np.array([ls]), 1.0, kernel)
+            # relative error ~ |exp argument| * eps from r^2's rounding alone (up to ~1400)
+            np.testing.assert_allclose(K, ref, rtol=1e-11, atol=1e-300)
+            assert np.all((K == 0) == (ref == 0))
+
+
 def test_cholesky_recovers_on_duplicates_and_constant_columns():
     rng = np.random.default_rng(0)
     X = rng.random((20, 3))
