@@ -40,6 +40,8 @@ _REPORTERS: dict[tuple, tuple[bytes, RemoteReporter]] = {}
 _OBJECTIVES: OrderedDict[str, Callable] = OrderedDict()
 _MAX_OBJECTIVES = 8
 _THREADS_SET: dict[str, int] = {}
+_SHARES: dict[str, int] = {}          # run id -> this worker's thread share (auto mode)
+_RUN_DATA: dict[str, tuple] = {}      # run id -> (pickled objective, report address, key)
 
 
 def _address_key(address) -> tuple:
@@ -64,6 +66,19 @@ def _close_reporter(reporter: RemoteReporter) -> None:
     reporter.close()
 
 
+def _put_run_data(run_id: str, payload: tuple) -> None:
+    """(the run's worker plugin, at set-up) keep the run's objective, address and key."""
+    with _CACHE_LOCK:
+        _RUN_DATA[run_id] = tuple(payload)
+
+
+def _drop_run_data(run_id: str) -> None:
+    with _CACHE_LOCK:
+        _RUN_DATA.pop(run_id, None)
+        _OBJECTIVES.pop(run_id, None)
+        _SHARES.pop(run_id, None)
+
+
 def _objective_for(run_id: str, objective_bytes: bytes) -> Callable:
     with _CACHE_LOCK:
         objective = _OBJECTIVES.get(run_id)
@@ -75,15 +90,53 @@ def _objective_for(run_id: str, objective_bytes: bytes) -> Callable:
         return objective
 
 
-def _limit_worker_threads(n_threads: int, client_pid: int, client_host: str) -> None:
+def _cpu_count() -> int:
+    """CPUs this worker process may run on (its affinity mask: a SLURM or container
+    allocation, not the whole node)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def thread_shares(cpus: dict[str, int], workers: dict[str, dict]) -> dict[str, int]:
+    """Each worker's OpenMP/BLAS threads per task: the CPUs of its host divided by the
+    task threads of all workers on that host (at least 1), so that every task thread
+    of a host running at once uses at most the host's cores.
+
+    ``cpus``: worker address -> CPUs its process may use; ``workers``: the scheduler's
+    ``scheduler_info()["workers"]`` (``host``, ``nthreads`` per address)."""
+    per_host: dict[str, int] = {}
+    for addr, info in workers.items():
+        host = info.get("host") or urlparse(addr).hostname or addr
+        per_host[host] = per_host.get(host, 0) + max(1, int(info.get("nthreads") or 1))
+    shares = {}
+    for addr, info in workers.items():
+        host = info.get("host") or urlparse(addr).hostname or addr
+        shares[addr] = max(1, int(cpus.get(addr, 1)) // per_host[host])
+    return shares
+
+
+def _set_share(run_id: str, n: int) -> None:
+    """(``client.run`` on the workers of one share) remember this worker's share."""
+    with _CACHE_LOCK:
+        _SHARES[run_id] = int(n)
+
+
+def _limit_worker_threads(n_threads: int | None, run_id: str, client_pid: int,
+                          client_host: str) -> None:
     """Limit OpenMP/BLAS once per worker process (not in the client's own process, as a
-    ``processes=False`` cluster would be); OpenMP's setting is per calling thread."""
+    ``processes=False`` cluster would be); OpenMP's setting is per calling thread, so
+    each task sets it again.  ``n_threads=None``: the share the run set on this worker
+    (1 on a worker that joined after the run started)."""
     import socket
 
     if os.getpid() == client_pid and socket.gethostname() == client_host:
         return
     from hpcore._kernels import _openmp
 
+    if n_threads is None:
+        n_threads = _SHARES.get(run_id, 1)
     with _CACHE_LOCK:
         if _THREADS_SET.get("n") != n_threads:
             from hpcore.executors.local import limit_threads
@@ -93,10 +146,15 @@ def _limit_worker_threads(n_threads: int, client_pid: int, client_host: str) -> 
     _openmp.set_num_threads(n_threads)
 
 
-def _run_on_worker(objective_bytes: bytes, run_id: str, address, authkey: bytes,
-                   n_threads: int, client: tuple, number: int, trial_id: int, params: dict,
-                   budget: Any) -> tuple:
-    _limit_worker_threads(n_threads, *client)
+def _run_on_worker(run_id: str, n_threads: int | None, client: tuple, number: int,
+                   trial_id: int, params: dict, budget: Any) -> tuple:
+    # the run's data (objective, report address, key) came once per worker with the
+    # run's plugin, so a task carries only the trial's number, params and budget
+    run_data = _RUN_DATA.get(run_id)
+    if run_data is None:   # the plugin did not reach this worker (it ended meanwhile)
+        return ("lost", f"worker failed: no data of run {run_id[:8]} on this worker")
+    objective_bytes, address, authkey = run_data
+    _limit_worker_threads(n_threads, run_id, *client)
     reporter = _reporter_for(address, authkey)
     if not reporter.start(trial_id, number):
         # Dask re-ran this task because the worker that ran it first died: the trial
@@ -110,7 +168,9 @@ def _forget_run(run_id: str, address, authkey: bytes) -> None:
     """Drop a finished run's objective and close its report connection (on each worker)."""
     key = _address_key(address)
     with _CACHE_LOCK:
+        _RUN_DATA.pop(run_id, None)
         _OBJECTIVES.pop(run_id, None)
+        _SHARES.pop(run_id, None)
         cached = _REPORTERS.get(key)
         if cached is not None and cached[0] == authkey:
             del _REPORTERS[key]
@@ -130,9 +190,18 @@ def _is_local_host(host: str | None) -> bool:
         return False
 
 
+def _workers_info(client) -> dict[str, dict]:
+    """Every worker's scheduler record (some Dask versions list only 5 by default)."""
+    try:
+        info = client.scheduler_info(n_workers=-1)
+    except TypeError:  # pragma: no cover - a Dask without the argument lists them all
+        info = client.scheduler_info()
+    return info.get("workers", {})
+
+
 def _worker_hosts(client) -> list[str | None]:
     hosts = []
-    for addr in client.scheduler_info().get("workers", {}):
+    for addr in _workers_info(client):
         parsed = urlparse(addr)
         hosts.append(None if parsed.scheme == "inproc" else parsed.hostname)
     return hosts
@@ -151,9 +220,14 @@ class DaskExecutor:
     ----------
     client : distributed.Client
         A synchronous client of the cluster.
-    worker_threads : int
-        OpenMP/BLAS threads a trial may use in a worker process (default 1, so that
-        the worker's task threads do not oversubscribe its cores).
+    worker_threads : int or None
+        OpenMP/BLAS threads a trial may use in a worker process.  ``None`` (default):
+        each worker's share of its host, measured when ``optimize`` starts: the CPUs
+        the worker process may run on (its affinity mask) divided by the task threads
+        (``nthreads``) of all workers on that host, at least 1, so the trials running
+        at once on a host never use more threads than it has cores (a
+        ``LocalCluster(n_workers=2, threads_per_worker=1)`` on 8 cores: 4 threads per
+        trial).  A worker that joins later uses 1.  An int: that many everywhere.
     n_slots : int, optional
         Trials in flight at once; default: the cluster's total worker threads
         (``sum(client.nthreads().values())``, read when ``optimize`` starts).
@@ -166,7 +240,7 @@ class DaskExecutor:
         one address to connect to.
     """
 
-    def __init__(self, client, worker_threads: int = 1, n_slots: int | None = None,
+    def __init__(self, client, worker_threads: int | None = None, n_slots: int | None = None,
                  host: str | None = None) -> None:
         try:
             import distributed
@@ -178,8 +252,10 @@ class DaskExecutor:
         if getattr(client, "asynchronous", False):
             raise ValueError("client: DaskExecutor needs a synchronous Client "
                              "(asynchronous=False)")
-        if isinstance(worker_threads, bool) or not isinstance(worker_threads, int) or worker_threads < 1:
-            raise ValueError(f"worker_threads must be an int >= 1, got {worker_threads!r}")
+        if worker_threads is not None and (isinstance(worker_threads, bool)
+                                           or not isinstance(worker_threads, int)
+                                           or worker_threads < 1):
+            raise ValueError(f"worker_threads must be an int >= 1 or None, got {worker_threads!r}")
         if n_slots is not None and (isinstance(n_slots, bool) or not isinstance(n_slots, int)
                                     or n_slots < 1):
             raise ValueError(f"n_slots must be an int >= 1 or None, got {n_slots!r}")
@@ -234,19 +310,44 @@ class DaskExecutor:
         runner.server = server
         run_id = uuid.uuid4().hex
         runner.run_id = run_id
-        # On every worker: a copy held by one worker only dies with it, and Dask then
-        # cancels every trial task for "lost dependencies".
-        [runner.obj_future] = client.scatter([objective_bytes], hash=False, broadcast=True)
+        # The objective (with the data it captures) and the report key travel once per
+        # worker, in a worker plugin: it also reaches workers that join later, and it
+        # is no task dependency (a scattered future could be "lost" with a dying worker,
+        # and Dask cancels every task depending on it).
+        from hpcore.executors._dask_plugin import RunData
+
+        plugin = RunData(run_id, (objective_bytes, server.address, server.authkey))
         runner.client_id = (os.getpid(), socket.gethostname())
+        registered = False
         try:
+            client.register_plugin(plugin)
+            registered = True
+            if self.worker_threads is None:
+                self._set_shares(run_id)
             dispatch(study, budget, callbacks, show_progress, runner)
         finally:
             try:
                 client.run(_forget_run, run_id, server.address, server.authkey)
             except Exception:  # noqa: BLE001 - best effort: a worker may be gone
                 pass
-            client.cancel([runner.obj_future])
+            if registered:
+                try:
+                    client.unregister_worker_plugin(plugin.name)
+                except Exception:  # noqa: BLE001 - best effort, as above
+                    pass
             server.close()
+
+
+    def _set_shares(self, run_id: str) -> None:
+        """Tell each worker its thread share (one ``client.run`` per distinct share)."""
+        client = self.client
+        cpus = client.run(_cpu_count, on_error="ignore")   # a worker gone meanwhile: 1
+        shares = thread_shares(cpus, _workers_info(client))
+        by_value: dict[int, list[str]] = {}
+        for addr, n in shares.items():
+            by_value.setdefault(n, []).append(addr)
+        for n, addrs in by_value.items():
+            client.run(_set_share, run_id, n, workers=addrs, on_error="ignore")
 
 
 class _DaskRunner:
@@ -256,7 +357,6 @@ class _DaskRunner:
         self.executor, self.client, self.n_slots = executor, client, n_slots
         self.server: ReportServer | None = None
         self.run_id = ""
-        self.obj_future = None
         self.client_id: tuple = ()
         self.wake = threading.Event()
         self._lock = threading.Lock()
@@ -276,9 +376,8 @@ class _DaskRunner:
 
     def submit(self, trial) -> Any:
         fut = self.client.submit(
-            _run_on_worker, self.obj_future, self.run_id, self.server.address,
-            self.server.authkey, self.executor.worker_threads, self.client_id, trial.number,
-            trial.trial_id, trial.params, trial.budget, pure=False,
+            _run_on_worker, self.run_id, self.executor.worker_threads,
+            self.client_id, trial.number, trial.trial_id, trial.params, trial.budget, pure=False,
             key=f"hpcore-trial-{trial.number}-{self.run_id[:8]}")
         fut.add_done_callback(lambda _f: self.wake.set())
         self._futures[trial.trial_id] = fut
