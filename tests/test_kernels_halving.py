@@ -94,6 +94,12 @@ def _key(v, t, maximize):
     return (0, -v if maximize else v, t)
 
 
+def _rank(tab, k):
+    """Entries of the sorted table ``tab`` strictly better than key ``k`` (trial numbers
+    ignored: tied values share a rank)."""
+    return bisect.bisect_left(tab, (k[0], k[1], -1))
+
+
 def reference(book_info, reports):
     """Plain sorted lists: what the RungBook must decide, report by report."""
     levels, eta, maximize, sync, period, bracket, first, quota = book_info
@@ -119,12 +125,12 @@ def reference(book_info, reports):
             lv += 1
             nxt[t] = lv
             if not sync and lv - 1 < top:
-                if bisect.bisect_left(tab, k) >= max(1, len(tab) // eta):
+                if _rank(tab, k) >= max(1, len(tab) // eta):
                     dec = 1
                     break
         if sync and not dec:
             for level, k in sorted(entered[t].items()):
-                if level < top and bisect.bisect_left(tables[(cohort, b, level)], k) >= quota[b][level]:
+                if level < top and _rank(tables[(cohort, b, level)], k) >= quota[b][level]:
                     dec = 1
                     break
         if dec:
@@ -240,6 +246,22 @@ def test_rung_order_ties_and_nan():
     for t, v in enumerate(vals):
         book.report(t, 1, v)
     np.testing.assert_array_equal(book.rung(0, 0), [5, 0, 3, 2, 6, 4, 1])
+
+
+def test_tied_values_share_a_rank():
+    # a trial equal to the k-th best continues whatever the arrival order (Optuna's
+    # SuccessiveHalvingPruner: value <= k-th best); it is stopped only when k entries
+    # are strictly better
+    book = make_rung_book("asha", 1, 9, 3)
+    assert not book.report(0, 1, 1.0)
+    assert book.report(1, 1, 2.0)
+    assert not book.report(2, 1, 1.0)      # tied with the best of 3 -> quota 1, rank 0
+    assert book.rank_of(2, 0) == (0, 3) and book.rank_of(0, 0) == (0, 3)
+    assert book.report(3, 1, 1.5)          # 2 strictly better, quota 1
+    book = make_rung_book("sh", 1, 9, 3)   # cohort of 9: rung 0 promotes 3
+    for t, v in enumerate([1.0, 1.0, 1.0, 1.0]):
+        assert not book.report(t, 1, v)    # four tied at the top: none is out of the 3
+    assert book.report(4, 1, 2.0)          # four strictly better
 
 
 def test_asha_bootstrap_and_quota():

@@ -10,7 +10,12 @@ O(log n) expected; nothing scans the trials.
 
 Order within a rung: the key is ``value`` (minimize) or ``-value`` (maximize),
 NaN is worse than everything (even an infinite value), and equal keys are ordered
-by trial number (the lower number ranks better).  Rank 0 is the best.
+by trial number (the lower number first; this orders :meth:`RungBook.rung` and keeps
+the treap's order total).  A trial's *rank*, on which every decision rests, is the
+number of entries with a strictly better key: tied trials share the best rank of
+their group, so a decision never depends on which of two equal results arrived
+first (as in Optuna's ``SuccessiveHalvingPruner``, which promotes a value no worse
+than the ``k``-th best).  Rank 0 is the best.
 
 Rung levels ``L = 0 .. n_levels-1`` have resources ``level_resource[L]``; a trial
 enters level ``L`` at its first report whose ``step >= level_resource[L]`` (a
@@ -212,19 +217,24 @@ cdef class RungBook:
         self.size[x] = 1 + self._sz(self.left[x]) + self._sz(self.right[x])
         slot[0] = x
 
+    cdef inline bint _key_lt(self, int32_t a, int32_t b) noexcept nogil:
+        """Node ``a``'s key is strictly better than node ``b``'s (trial numbers ignored)."""
+        if self.nan[a] != self.nan[b]:
+            return self.nan[a] < self.nan[b]
+        return self.nan[a] == 0 and self.key[a] < self.key[b]
+
     cdef Py_ssize_t _rank(self, Py_ssize_t tid, int32_t x) noexcept nogil:
-        """Number of nodes of table ``tid`` that rank better than node ``x`` (in it)."""
+        """Number of nodes of table ``tid`` whose key is strictly better than node
+        ``x``'s: they form a prefix of the in-order walk (the order is by key first)."""
         cdef int32_t t = self.root[tid]
         cdef Py_ssize_t r = 0
         while t >= 0:
-            if t == x:
-                return r + self._sz(self.left[t])
-            if self._lt(x, t):
-                t = self.left[t]
-            else:
+            if self._key_lt(t, x):
                 r += self._sz(self.left[t]) + 1
                 t = self.right[t]
-        return -1  # not reached for a node of the table
+            else:
+                t = self.left[t]
+        return r
 
     # ---------------------------------------------------------------- storage
     cdef int _ensure_trial(self, int64_t t) noexcept nogil:
@@ -375,7 +385,8 @@ cdef class RungBook:
         return self.slot_br[trial % self.period]
 
     def rank_of(self, int64_t trial, int level):
-        """Rank of ``trial`` in its table at ``level`` and the table's size, or (-1, 0)."""
+        """Rank of ``trial`` in its table at ``level`` (entries strictly better; ties
+        share a rank) and the table's size, or (-1, 0)."""
         cdef int32_t x
         cdef Py_ssize_t tid
         if trial < 0 or trial >= self.n_trials or level < 0 or level >= self.n_levels:

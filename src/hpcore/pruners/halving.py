@@ -173,9 +173,12 @@ class ASHA(_RungPruner):
     """Asynchronous successive halving (Li et al. 2020), stopping form.
 
     When a trial reaches a rung holding ``count`` results (its own included), it
-    continues iff it ranks in the top ``max(1, count // eta)``; nothing waits for a
-    rung to fill and the decision is final.  NaN ranks last; ties go to the lower
-    trial number.
+    continues iff fewer than ``max(1, count // eta)`` of them are strictly better:
+    a result equal to the ``k``-th best continues, whatever the order in which tied
+    results arrived (Optuna's ``SuccessiveHalvingPruner`` decides the same way, and on
+    the same configurations makes the same decisions).  Nothing waits for a rung to
+    fill and the decision is final.  NaN ranks last.  (Every rung pruner here ranks a
+    trial by the number of strictly better entries.)
     """
 
     def _make_book(self, direction: str):
