@@ -72,6 +72,42 @@ def test_decode_random_respects_conditions(u):
     assert ("momentum" in cfg) == (cfg["opt"] == "sgd")
 
 
+def _reference_decode_random(space, u):
+    """decode_random as the plain per-parameter loop (each Distribution's decode)."""
+    out = {}
+    names = list(space.params)
+    for name in space.order:
+        if not space.is_active(name, out):
+            continue
+        d, ui = space.params[name], float(u[names.index(name)])
+        if isinstance(d, hp.Categorical):
+            out[name] = d.choices[min(int(ui * len(d.choices)), len(d.choices) - 1)]
+        else:
+            out[name] = d.decode(ui)
+    return {k: out[k] for k in space.params if k in out}
+
+
+def test_decode_random_is_each_distributions_decode_bit_for_bit():
+    # the precomputed plan must give exactly what the distributions' decode gives, also
+    # for out-of-range draws, a parameter listed before its parent, and every kind
+    reordered = hp.Space({
+        "momentum": hp.Float(0.0, 0.99, condition={"opt": "sgd"}),
+        "opt": hp.Categorical(["sgd", "adam"]),
+        "w": hp.Float(-3.0, 7.5),
+        "n": hp.Int(-4, 20, step=3),
+    })
+    rng = np.random.default_rng(0)
+    for space in (SPACE, reordered):
+        k = len(space)
+        for u in [*rng.random((300, k)), np.zeros(k), np.full(k, 1 - 1e-16),
+                  *rng.uniform(-0.5, 1.5, (50, k))]:
+            got = space.decode_random(np.asarray(u))
+            ref = _reference_decode_random(space, u)
+            assert list(got) == list(ref) and got == ref
+            assert all(type(got[n]) is type(ref[n]) for n in got)
+    assert reordered.decode_random(np.array([0.5, 0.1, 0.5, 0.5], dtype=np.float32))["opt"] == "sgd"
+
+
 def test_grid_respects_conditions_and_is_complete():
     sp = hp.Space({
         "opt": hp.Categorical(["sgd", "adam"]),

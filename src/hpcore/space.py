@@ -519,22 +519,79 @@ class Space:
         """Map uniform [0, 1) draws, one per *parameter* (not per column), to a config.
 
         Categoricals take choice ``floor(u * n_choices)`` so that random and
-        quasi-random samplers use one coordinate per parameter.
+        quasi-random samplers use one coordinate per parameter.  Each parameter decodes
+        exactly as its ``decode`` would (the same floating-point operations), through a
+        plan of per-parameter constants built on the first call.
         """
         out: dict[str, Any] = {}
-        pindex = self._pindex
-        uu = np.asarray(u, dtype=float).tolist()   # Python floats once, not per parameter
-        for name in self.order:
-            if not self.is_active(name, out):
+        uu = u.tolist() if type(u) is np.ndarray and u.dtype == np.float64 \
+            else np.asarray(u, dtype=float).tolist()     # Python floats once
+        for name, i, kind, a, b, c, cond in self._random_plan:
+            if cond is not None and not self._cond_holds(cond, out):
                 continue
-            dist = self.params[name]
-            ui = uu[pindex[name]]
-            if isinstance(dist, Categorical):
-                k = min(int(ui * len(dist.choices)), len(dist.choices) - 1)
-                out[name] = dist.choices[k]
-            else:
-                out[name] = dist.decode(ui)
+            x = uu[i]
+            # clamps as min(max(x, lo), hi) without the calls (NaN passes through alike)
+            if kind == 0:                                   # Float, linear
+                x = 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
+                v = a + x * c
+                out[name] = a if v < a else (b if v > b else v)
+            elif kind == 1:                                 # Float, log: a, c in logs
+                x = 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
+                v = math.exp(a + x * c)
+                lo, hi = b
+                out[name] = lo if v < lo else (hi if v > hi else v)
+            elif kind == 2:                                 # Categorical: a = choices
+                k = int(x * b)
+                out[name] = a[k if k < b else b - 1]
+            elif kind == 3:                                 # Int, linear: a = low
+                x = 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
+                k = int(x * b)
+                out[name] = a + (k if k < b else b - 1) * c
+            else:                                           # anything else
+                out[name] = a(x)
+        if self._order_is_params:
+            return out
         return {k: out[k] for k in self.params if k in out}
+
+    @staticmethod
+    def _cond_holds(cond: tuple, config: Mapping[str, Any]) -> bool:
+        for parent, allowed in cond:     # as is_active
+            if parent not in config or not any(config[parent] == v for v in allowed):
+                return False
+        return True
+
+    @property
+    def _order_is_params(self) -> bool:
+        flag = self.__dict__.get("_order_is_params_cache")
+        if flag is None:
+            flag = self.__dict__["_order_is_params_cache"] = self.order == list(self.params)
+        return flag
+
+    @property
+    def _random_plan(self) -> list[tuple]:
+        """(name, index, kind, a, b, c, condition) per parameter in topological order."""
+        plan = self.__dict__.get("_random_plan_cache")
+        if plan is not None:
+            return plan
+        pindex = self._pindex
+        plan = []
+        for name in self.order:
+            d = self.params[name]
+            cond = tuple(d.condition.items()) or None
+            if type(d) is Float and d.step is None and not d.log:
+                row = (0, d.low, d.high, d.high - d.low)
+            elif type(d) is Float and d.step is None:
+                llo = math.log(d.low)
+                row = (1, llo, (d.low, d.high), math.log(d.high) - llo)
+            elif type(d) is Categorical:
+                row = (2, d.choices, len(d.choices), None)
+            elif type(d) is Int and not d.log:
+                row = (3, d.low, d._n_levels, d.step)
+            else:
+                row = (4, d.decode, None, None)
+            plan.append((name, pindex[name], *row, cond))
+        self.__dict__["_random_plan_cache"] = plan
+        return plan
 
     @property
     def _pindex(self) -> dict[str, int]:

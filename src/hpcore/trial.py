@@ -26,13 +26,15 @@ class TrialState(enum.IntEnum):
         return self != TrialState.RUNNING
 
 
-@dataclass
+@dataclass(slots=True)
 class FrozenTrial:
     """A stored trial.
 
     ``values`` holds one number per objective (``None`` unless COMPLETE, or PRUNED with
     a last report); ``intermediate_values`` maps step -> reported value; times are Unix
-    seconds.
+    seconds.  Slotted (no per-instance ``__dict__``): a study of 10^5 trials keeps
+    one of these per trial, shared between the study's cache and an in-memory
+    storage, so treat the ones a study returns as read-only.
     """
 
     number: int
@@ -148,6 +150,8 @@ def check_values(result: Any, n_objectives: int) -> tuple[float, ...]:
     -- raises ``ValueError`` with the reason, which ``Study.tell`` stores as the trial's
     FAIL error.
     """
+    if n_objectives == 1 and type(result) is float and math.isfinite(result):
+        return (result,)                  # the common case, without the checks below
     import numpy as np
 
     if isinstance(result, np.ndarray):
