@@ -456,3 +456,81 @@ def test_three_objective_sort_fallback_when_bit_sets_exceed_their_budget():
     finally:
         _g._set_nds_bits_budget(old)
     assert np.array_equal(nondominated_sort(F), brute_ranks(F))
+
+
+def _composed_child(X, ia, ib, lower, upper, imask, is_cat, ncat, crossover, cparam, cprob,
+                    mutation, mparam, pm, seeds, mating, side, number):
+    """GeneticSampler's child from the row kernels (what breed_child fuses)."""
+    pa, pb = X[ia:ia + 1], X[ib:ib + 1]
+    if crossover == 0:
+        kids = _g.sbx_crossover(pa, pb, lower, upper, imask, cparam, cprob, 0.5, seeds[0], mating, 1)
+    elif crossover == 1:
+        kids = _g.blend_crossover(pa, pb, lower, upper, imask, cparam, cprob, seeds[0], mating, 1)
+    else:
+        kids = _g.uniform_crossover(pa, pb, cprob, 0.5, seeds[0], mating, 1)
+    child = kids[side].copy()
+    num = ~is_cat
+    if is_cat.any():
+        child[:, is_cat] = _g.uniform_crossover(pa, pb, cprob, 0.5, seeds[1], mating, 1)[side][:, is_cat]
+    xs = np.ascontiguousarray(child[:, num])
+    lo, hi, im = (np.ascontiguousarray(a[num]) for a in (lower, upper, imask))
+    if xs.shape[1]:
+        if mutation == 0:
+            _g.polynomial_mutation(xs, lo, hi, im, mparam, pm, seeds[2], number, 1)
+        else:
+            _g.gaussian_mutation(xs, lo, hi, im, mparam, pm, seeds[2], number, 1)
+    child[:, num] = xs
+    if is_cat.any():
+        _g.categorical_mutation(child, ncat, pm, seeds[3], number, 1)
+    return child[0]
+
+
+@pytest.mark.parametrize("crossover", [0, 1, 2])
+@pytest.mark.parametrize("mutation", [0, 1])
+@pytest.mark.parametrize("genes", ["mixed", "numeric", "categorical"])
+def test_breed_child_is_the_composed_operators_bit_for_bit(crossover, mutation, genes):
+    rng = np.random.default_rng(7)
+    levels = {"mixed": [0, 0, 8, 3, 0, 2], "numeric": [0, 5, 0, 0], "categorical": [3, 2, 4]}[genes]
+    is_cat = np.array({"mixed": [0, 0, 0, 1, 0, 1], "numeric": [0, 0, 0, 0],
+                       "categorical": [1, 1, 1]}[genes], dtype=bool)
+    levels = np.array(levels, dtype=np.int64)
+    g = len(levels)
+    upper = np.where(levels > 0, levels - 1, 1.0).astype(np.float64)
+    lower = np.zeros(g)
+    imask = (levels > 0).astype(np.uint8)
+    ncat = np.where(is_cat, levels, 0).astype(np.int64)
+    X = np.where(levels > 0, np.floor(rng.random((12, g)) * (upper + 1)), rng.random((12, g)))
+    X = np.ascontiguousarray(X)
+    num_idx = np.flatnonzero(~is_cat).astype(np.int64)
+    cat_idx = np.flatnonzero(is_cat).astype(np.int64)
+    for trial in range(40):
+        ia, ib = rng.integers(0, 12, 2)
+        pm = [1.0 / g, 0.5, 1.0][trial % 3]
+        cparam = [15.0, 0.5, 0.0][crossover]
+        mparam = 20.0 if mutation == 0 else 0.1
+        seeds = [int(s) for s in rng.integers(0, 2 ** 63, 4)]
+        mating, side, number = int(rng.integers(0, 10 ** 6)), trial % 2, int(rng.integers(0, 10 ** 6))
+        cut = _g.pm_cut_table(len(num_idx), pm)
+        got = _g.breed_child(X, int(ia), int(ib), lower, upper, imask, num_idx, cat_idx, ncat,
+                             crossover, cparam, 0.9, mutation, mparam, pm, cut, *seeds, mating,
+                             side, number)
+        ref = _composed_child(X, ia, ib, lower, upper, imask, is_cat, ncat, crossover, cparam,
+                              0.9, mutation, mparam, pm, seeds, mating, side, number)
+        assert np.array_equal(got, ref)
+
+
+def test_breed_child_checks_its_indices():
+    X = np.zeros((3, 2))
+    a = np.zeros(2)
+    one = np.ones(2)
+    im = np.zeros(2, dtype=np.uint8)
+    idx = np.arange(2, dtype=np.int64)
+    none = np.zeros(0, dtype=np.int64)
+    nc = np.zeros(2, dtype=np.int64)
+    cut = _g.pm_cut_table(2, 0.5)
+    with pytest.raises(IndexError):
+        _g.breed_child(X, 3, 0, a, one, im, idx, none, nc, 0, 15.0, 0.9, 0, 20.0, 0.5, cut,
+                       1, 2, 3, 4, 0, 0, 0)
+    with pytest.raises(IndexError):
+        _g.breed_child(X, 0, 1, a, one, im, np.array([0, 2], dtype=np.int64), none, nc, 0,
+                       15.0, 0.9, 0, 20.0, 0.5, cut, 1, 2, 3, 4, 0, 0, 0)

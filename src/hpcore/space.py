@@ -523,9 +523,13 @@ class Space:
         exactly as its ``decode`` would (the same floating-point operations), through a
         plan of per-parameter constants built on the first call.
         """
-        out: dict[str, Any] = {}
         uu = u.tolist() if type(u) is np.ndarray and u.dtype == np.float64 \
             else np.asarray(u, dtype=float).tolist()     # Python floats once
+        return self._decode_random_floats(uu)
+
+    def _decode_random_floats(self, uu: list[float]) -> dict[str, Any]:
+        """:meth:`decode_random` of a list of Python floats (one per parameter)."""
+        out: dict[str, Any] = {}
         for name, i, kind, a, b, c, cond in self._random_plan:
             if cond is not None and not self._cond_holds(cond, out):
                 continue

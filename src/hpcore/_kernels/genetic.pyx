@@ -658,6 +658,99 @@ def categorical_mutation(double[:, ::1] x, const int64_t[::1] n_categories, doub
 
 
 # ---------------------------------------------------------------------------------
+# one child, fused (GeneticSampler's per-ask path)
+# ---------------------------------------------------------------------------------
+def breed_child(const double[:, ::1] X, Py_ssize_t ia, Py_ssize_t ib,
+                const double[::1] lower, const double[::1] upper,
+                const unsigned char[::1] integer, const int64_t[::1] num_idx,
+                const int64_t[::1] cat_idx, const int64_t[::1] n_categories,
+                int crossover, double cross_param, double cross_prob,
+                int mutation, double mut_param, double mut_prob, const double[::1] cut,
+                uint64_t seed_cross, uint64_t seed_cat_cross, uint64_t seed_mutate,
+                uint64_t seed_cat_mutate, uint64_t mating, int side, uint64_t number):
+    """The child that ``GeneticSampler.breed`` composes from the row kernels, in one
+    call and bit for bit the same (the same streams and operations): crossover of rows
+    ``ia`` and ``ib`` of ``X`` (0 SBX with eta ``cross_param``, 1 BLX with alpha, 2
+    uniform; stream ``mating`` of ``seed_cross``), child ``side`` of the pair; with
+    categorical genes (``cat_idx`` not empty) those take the uniform crossover of
+    ``seed_cat_cross``; the numeric genes ``num_idx`` mutate (0 polynomial with eta
+    ``mut_param`` and ``cut`` = the cut table of ``len(num_idx)`` genes, 1 Gaussian with
+    sigma; bounds and integer flags are those of the numeric genes), then categorical
+    reset mutation (``seed_cat_mutate``); mutations use stream ``number``."""
+    cdef Py_ssize_t g = X.shape[1], dn = num_idx.shape[0], dc = cat_idx.shape[0], j
+    if not (0 <= ia < X.shape[0] and 0 <= ib < X.shape[0]):
+        raise IndexError("breed_child: parent index out of range")
+    if crossover < 0 or crossover > 2 or mutation < 0 or mutation > 1:
+        raise ValueError("breed_child: crossover must be 0-2 and mutation 0-1")
+    if (lower.shape[0] != g or upper.shape[0] != g or integer.shape[0] != g
+            or n_categories.shape[0] != g or (mutation == 0 and cut.shape[0] < dn + 1)):
+        raise ValueError("breed_child: gene arrays do not match X")
+    for j in range(dn):
+        if not 0 <= num_idx[j] < g:
+            raise IndexError("breed_child: num_idx out of range")
+    for j in range(dc):
+        if not 0 <= cat_idx[j] < g:
+            raise IndexError("breed_child: cat_idx out of range")
+    out = np.empty(g, dtype=np.float64)
+    cdef double[::1] child = out
+    cdef double* w = <double*>malloc((2 * g + 3 * dn + 1) * sizeof(double))
+    cdef unsigned char* im = <unsigned char*>malloc((dn + 1) * sizeof(unsigned char))
+    if w == NULL or im == NULL:
+        free(w)
+        free(im)
+        raise MemoryError()
+    cdef double* other = w + g
+    cdef double* xs = w + 2 * g
+    cdef double* lo = xs + dn
+    cdef double* hi = lo + dn
+    cdef double* mine         # the pair's first child (c1), then the categorical one
+    cdef double* theirs       # its second (c2)
+    cdef const double* pa = &X[ia, 0]
+    cdef const double* pb = &X[ib, 0]
+    with nogil:
+        mine = &child[0] if side == 0 else other
+        theirs = other if side == 0 else &child[0]
+        if crossover == 0:
+            _sbx_pair(pa, pb, mine, theirs, &lower[0], &upper[0],
+                      _int_mask_or_null(&integer[0], g), g, cross_param, cross_prob, 0.5,
+                      seed_cross, mating)
+        elif crossover == 1:
+            _blend_pair(pa, pb, mine, theirs, &lower[0], &upper[0], &integer[0], g,
+                        cross_param, cross_prob, seed_cross, mating)
+        else:
+            _uniform_pair(pa, pb, mine, theirs, g, cross_prob, 0.5, seed_cross, mating)
+        if dc > 0:
+            # the categorical crossover's pair into (w, other): child `side` is w or other
+            _uniform_pair(pa, pb, w, other, g, cross_prob, 0.5, seed_cat_cross, mating)
+            mine = w if side == 0 else other
+            for j in range(dc):
+                child[cat_idx[j]] = mine[cat_idx[j]]
+        for j in range(dn):
+            xs[j] = child[num_idx[j]]
+            lo[j] = lower[num_idx[j]]
+            hi[j] = upper[num_idx[j]]
+            im[j] = integer[num_idx[j]]
+        if dn > 0:
+            if mutation == 0:
+                _polynomial_row(xs, lo, hi, im, dn, mut_param, mut_prob, _log_q(mut_prob),
+                                &cut[0], seed_mutate, number)
+            else:
+                _gaussian_row(xs, lo, hi, im, dn, mut_param, mut_prob, seed_mutate, number)
+        for j in range(dn):
+            child[num_idx[j]] = xs[j]
+        if dc > 0:
+            _categorical_row(&child[0], &n_categories[0], g, mut_prob, seed_cat_mutate, number)
+    free(w)
+    free(im)
+    return out
+
+
+def pm_cut_table(Py_ssize_t d, double prob_var):
+    """The polynomial mutation's cut table for ``d`` genes (for :func:`breed_child`)."""
+    return np.asarray(_pm_cut_table(d, prob_var))
+
+
+# ---------------------------------------------------------------------------------
 # non-dominated sorting
 # ---------------------------------------------------------------------------------
 cdef inline bint _lex_less(const double* f, Py_ssize_t m, int64_t a, int64_t b) noexcept nogil:

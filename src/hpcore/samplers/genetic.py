@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import math
+
 import numpy as np
 
 from hpcore._kernels import genetic as _g
@@ -45,6 +47,7 @@ __all__ = ["GeneticSampler"]
 
 _CROSSOVERS = ("sbx", "blend", "uniform")
 _MUTATIONS = ("polynomial", "gaussian")
+_CROSS_KIND = {"sbx": 0, "blend": 1, "uniform": 2}
 # Stream families: one seed per operator, derived from the sampler's seed; stream index =
 # trial number, so trial n's child depends only on (seed, n, population).
 _MAX_RETRIES = 8
@@ -83,27 +86,41 @@ class _Genome:
         self.lower_num = np.ascontiguousarray(self.lower[self.num])
         self.upper_num = np.ascontiguousarray(self.upper[self.num])
         self.int_mask_num = np.ascontiguousarray(self.int_mask[self.num])
+        self.cat_idx = np.flatnonzero(self.is_cat).astype(np.int64)
+        self.num_idx = np.flatnonzero(self.num).astype(np.int64)
+        self.cut: tuple[float, np.ndarray] | None = None   # (mutation prob, cut table)
+        # per gene, as Python objects (numpy scalar indexing is slow on the per-ask path):
+        # (name, distribution, 0 real / 1 integer / 2 categorical, levels, upper)
+        self._plan = [(name, space.params[name], 2 if self.is_cat[i] else int(self.is_int[i]),
+                       int(self.levels[i]), float(self.upper[i]))
+                      for i, name in enumerate(self.names)]
+        self._enc = [_unit_encoder(space.params[name]) for name in self.names]
 
-    def encode(self, params: dict[str, Any], fill: np.ndarray) -> np.ndarray:
+    def encode(self, params: dict[str, Any], fill) -> np.ndarray:
         """Genes of a configuration; inactive parameters take the genes in ``fill``
-        (uniforms in [0, 1), scaled)."""
-        x = np.empty(len(self.names))
-        for i, name in enumerate(self.names):
-            dist = self.space.params[name]
+        (uniforms in [0, 1), scaled): an array, or a function returning it (called only
+        when a parameter is inactive)."""
+        out = []
+        fl = None
+        for i, (name, dist, kind, levels, upper) in enumerate(self._plan):
             if name not in params:
-                x[i] = np.floor(fill[i] * (self.upper[i] + 1)) if self.is_int[i] else fill[i]
-            elif self.is_cat[i]:
-                x[i] = dist.index(params[name])
-            elif self.is_int[i]:
-                u = dist.encode(params[name])
-                x[i] = min(max(np.floor(u * self.levels[i]), 0), self.upper[i])
+                if fl is None:
+                    fl = (fill() if callable(fill) else fill).tolist()
+                out.append(math.floor(fl[i] * (upper + 1)) if kind else fl[i])
+            elif kind == 2:
+                out.append(self._enc[i](params[name]))        # the choice's index
+            elif kind == 1:
+                v = math.floor(self._enc[i](params[name]) * levels)
+                out.append(min(max(v, 0), upper))
             else:
-                x[i] = min(max(dist.encode(params[name]), 0.0), 1.0)
-        return x
+                out.append(min(max(self._enc[i](params[name]), 0.0), 1.0))
+        return np.array(out, dtype=np.float64)
 
     def decode(self, x: np.ndarray) -> dict[str, Any]:
-        u = np.where(self.is_int, (x + 0.5) / np.maximum(self.levels, 1), x)
-        return self.space.decode_random(u)
+        # integer genes -> the middle of their level's cell: (x + 0.5) / levels
+        u = [(xi + 0.5) / levels if kind else xi
+             for xi, (_, _, kind, levels, _) in zip(x.tolist(), self._plan)]
+        return self.space._decode_random_floats(u)
 
 
 class GeneticSampler(BaseSampler):
@@ -221,6 +238,7 @@ class GeneticSampler(BaseSampler):
         self._genome: _Genome | None = _Genome(study.space) if study is not None else None
         self._sign = (np.array([1.0 if d == "minimize" else -1.0 for d in study.directions])
                       if study is not None else None)
+        self._sign_list = None if study is None else self._sign.tolist()
         self._cursor = 0
         self._generation = 0
         self._pop_x: list[np.ndarray] = []
@@ -230,6 +248,8 @@ class GeneticSampler(BaseSampler):
         self._arr: tuple[np.ndarray, np.ndarray] | None = None    # (genes, tournament key)
         self._members: set[bytes] = set()
         self._crowd: np.ndarray | None = None
+        self._pop_rows: list | None = None       # the population's objectives as lists
+        self._crowd_list: list | None = None
         self._survivor_crowd: np.ndarray | None = None
         self._perm: tuple | None = None
         self._rungs: RungCollector | None = None
@@ -252,10 +272,10 @@ class GeneticSampler(BaseSampler):
             self._reset(study)
         P = self._pop_size
         g = self._genome
+        seed, ng, sign = self._seeds["fill"], len(g.names), self._sign_list
         for t in done[self._cursor:]:
-            fill = _rng.uniform_row(self._seeds["fill"], t.number, len(g.names))
-            x = g.encode(t.params, fill)
-            f = np.asarray(t.values, dtype=np.float64) * self._sign
+            x = g.encode(t.params, lambda: _rng.uniform_row(seed, t.number, ng))
+            f = [float(v) * c for v, c in zip(t.values, sign)]   # as values * sign
             if len(self._pop_x) < P:
                 self._pop_x.append(x)
                 self._pop_f.append(f)
@@ -315,13 +335,16 @@ class GeneticSampler(BaseSampler):
                 key[order] = np.arange(len(F))
             self._arr = (X, key)
             self._members = {x.tobytes() for x in X}
+            self._pop_rows = F.tolist()
+            self._crowd_list = None if self._crowd is None else self._crowd.tolist()
         return self._arr
 
     def __getstate__(self) -> dict:
         # the population is a cache of the study's trials: never pickled, always rebuilt
         state = self.__dict__.copy()
-        for k in ("_study", "_genome", "_sign", "_pop_x", "_pop_f", "_off_x", "_off_f", "_arr",
-                  "_members", "_crowd", "_survivor_crowd", "_perm", "_rungs", "_rung_pop"):
+        for k in ("_study", "_genome", "_sign", "_sign_list", "_pop_x", "_pop_f", "_off_x", "_off_f", "_arr",
+                  "_members", "_crowd", "_pop_rows", "_crowd_list", "_survivor_crowd", "_perm",
+                  "_rungs", "_rung_pop"):
             state[k] = None
         state["_cursor"] = 0
         state["_generation"] = 0
@@ -336,7 +359,7 @@ class GeneticSampler(BaseSampler):
         pymoo): of two contestants the dominating one wins, else the one with the larger
         crowding distance, else the first drawn (contestants are uniform draws)."""
         k = self.tournament_size
-        F, crowd = np.array(self._pop_f), self._crowd
+        F, crowd = self._pop_rows, self._crowd_list      # Python rows: few objectives
         n, need = len(F), 2 * k
         per = n // need
         if per >= 1:
@@ -349,14 +372,14 @@ class GeneticSampler(BaseSampler):
             draws = self._perm[3][j * need:(j + 1) * need]
         else:
             draws = _g.tournament_select(np.zeros_like(key), need, 1, seed, need * number, 1)
-        out = np.empty(2, dtype=np.int64)
+        draws = draws.tolist()
+        out = []
         for j in range(2):
-            w = int(draws[j * k])
+            w = draws[j * k]
             for c in draws[j * k + 1:(j + 1) * k]:
-                c = int(c)
                 if _dominates(F[c], F[w]) or (not _dominates(F[w], F[c]) and crowd[c] > crowd[w]):
                     w = c
-            out[j] = w
+            out.append(w)
         return out
 
     def _retry_seeds(self, retry: int) -> dict[str, int]:
@@ -434,42 +457,58 @@ class GeneticSampler(BaseSampler):
             par = _g.tournament_select(key, 2, self.tournament_size, s["select"], 2 * mating, 1)
         else:
             par = self._crowded_tournament(key, s["select"], mating)
-        pa, pb = X[par[0]:par[0] + 1], X[par[1]:par[1] + 1]
-        if self.crossover == "sbx":
-            kids = _g.sbx_crossover(pa, pb, g.lower, g.upper, g.int_mask, self.crossover_eta,
-                                    self.crossover_prob, 0.5, s["cross"], mating, 1)
-        elif self.crossover == "blend":
-            kids = _g.blend_crossover(pa, pb, g.lower, g.upper, g.int_mask, self.blend_alpha,
-                                      self.crossover_prob, s["cross"], mating, 1)
-        else:
-            kids = _g.uniform_crossover(pa, pb, self.crossover_prob, 0.5, s["cross"], mating, 1)
-        child = kids[side]
-        if g.has_cat:
-            cat_kids = _g.uniform_crossover(pa, pb, self.crossover_prob, 0.5,
-                                            s["cat_cross"], mating, 1)
-            child[:, g.is_cat] = cat_kids[side][:, g.is_cat]
         pm = self.mutation_prob if self.mutation_prob is not None else 1.0 / len(g.names)
-        if g.has_cat:
-            # numeric genes mutate with the numeric operator, categorical ones by reset
-            lo, hi, im = g.lower_num, g.upper_num, g.int_mask_num
-            xs = np.ascontiguousarray(child[:, g.num])
-        else:
-            lo, hi, im, xs = g.lower, g.upper, g.int_mask, child
-        if xs.shape[1]:
-            if self.mutation == "polynomial":
-                _g.polynomial_mutation(xs, lo, hi, im, self.mutation_eta, pm, s["mutate"],
-                                       number, 1)
-            else:
-                _g.gaussian_mutation(xs, lo, hi, im, self.mutation_sigma, pm, s["mutate"],
-                                     number, 1)
-        if g.has_cat:
-            child[:, g.num] = xs
-            _g.categorical_mutation(child, g.n_categories, pm, s["cat_mutate"], number, 1)
-        return child[0]
+        if g.cut is None or g.cut[0] != pm:
+            g.cut = (pm, _g.pm_cut_table(len(g.num_idx), pm))
+        # one compiled call: crossover (SBX / BLX / uniform on every gene, then uniform on
+        # the categorical ones), child `side` of the pair, mutation of the numeric genes
+        # (polynomial / Gaussian, their own bounds), categorical reset
+        return _g.breed_child(
+            X, int(par[0]), int(par[1]), g.lower, g.upper, g.int_mask, g.num_idx, g.cat_idx,
+            g.n_categories, _CROSS_KIND[self.crossover],
+            self.blend_alpha if self.crossover == "blend" else self.crossover_eta,
+            self.crossover_prob, 0 if self.mutation == "polynomial" else 1,
+            self.mutation_eta if self.mutation == "polynomial" else self.mutation_sigma,
+            pm, g.cut[1], s["cross"], s["cat_cross"], s["mutate"], s["cat_mutate"], mating,
+            side, number)
 
 
-def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
-    return bool((a <= b).all() and (a < b).any())
+def _unit_encoder(dist):
+    """``dist.encode`` (a Categorical: ``dist.index``) with its constants precomputed: the
+    same floating-point operations, without the attribute lookups."""
+    if isinstance(dist, Categorical):
+        pos: dict = {}
+        for i, c in enumerate(dist.choices):
+            pos.setdefault((type(c), c), i)        # the first exact-type match, as index
+
+        def enc_cat(v, pos=pos, index=dist.index):
+            try:
+                return pos[(type(v), v)]
+            except (KeyError, TypeError):
+                return index(v)                    # == matches of another type, errors
+        return enc_cat
+    if type(dist) is Float and dist.step is None:
+        if dist.log:
+            llo = math.log(dist.low)
+            lspan = math.log(dist.high) - llo
+            return lambda v: (math.log(v) - llo) / lspan
+        low, span = dist.low, dist.high - dist.low
+        return lambda v: (v - low) / span
+    if type(dist) is Int and not dist.log:
+        low, step, n = dist.low, dist.step, dist._n_levels
+        return lambda v: ((int(v) - low) // step + 0.5) / n
+    return dist.encode
+
+
+def _dominates(a, b) -> bool:
+    """a Pareto-dominates b (minimization; sequences of floats)."""
+    strict = False
+    for x, y in zip(a, b):
+        if x > y or x != x or y != y:     # NaN never dominates (as numpy's comparisons)
+            return False
+        if x < y:
+            strict = True
+    return strict
 
 
 def _check_int(name: str, v: Any, low: int) -> int:
