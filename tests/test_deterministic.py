@@ -123,3 +123,18 @@ def test_a_pruner_warns_that_its_decisions_are_not_covered():
         warnings.simplefilter("error")
         hp.Study(D.space(), sampler=hp.RandomSampler(seed=0)).optimize(
             D.shuffled_quadratic, n_trials=2, deterministic=True)
+
+
+@pytest.mark.slow
+def test_bayes_past_100_observations_bounded_refits_and_cholesky_appends():
+    """Beyond 100 observations BayesSampler refits every refit_every observations and
+    extends its Cholesky factor in between: both schedules follow the lagged history."""
+    def make():
+        return hp.BayesSampler(seed=5, n_startup_trials=5, refit_every=3)
+
+    def run(n_jobs):
+        study = hp.Study(D.space(), sampler=make())
+        study.optimize(D.shuffled_quadratic, n_trials=125, n_jobs=n_jobs, lag=2)
+        return _record(study)
+
+    assert run(2) == run(1)
