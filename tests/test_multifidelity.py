@@ -8,7 +8,8 @@ import pytest
 
 import hpcore as hp
 from hpcore.pruners.median import MedianPruner
-from hpcore.samplers._fidelity import RungCollector, rung_resources, rung_values
+from hpcore.samplers._fidelity import (RungCollector, bohb_training_set, random_pick,
+                                       rung_resources, rung_values)
 from hpcore.samplers.bayes import BayesSampler
 from hpcore.samplers.genetic import GeneticSampler
 from hpcore.trial import TrialState
@@ -89,6 +90,70 @@ def test_collector_incremental_and_highest_rung_rule():
     assert col.counts() == [3, 3, 1] and col.highest_rung(3) == 1
 
 
+def test_collector_stopped_below_and_bohb_training_set():
+    enc = lambda t: np.array([t.params["x"]])                          # noqa: E731
+    col = RungCollector([1, 3, 9], 1.0, enc)
+    P, C = TrialState.PRUNED, TrialState.COMPLETE
+    fin = [SimpleNamespace(number=n, params={"x": x}, intermediate_values=iv, state=st)
+           for n, iv, x, st in [(0, {1: 5.0, 3: 4.0, 9: 3.0}, 0.1, C),
+                                (1, {1: 6.0}, 0.2, P),
+                                (2, {1: 2.0, 3: 1.5}, 0.3, P),
+                                (3, {1: 7.0}, 0.4, C),         # COMPLETE without rung 3
+                                (4, {1: 4.0, 3: 3.5}, 0.5, P)]]
+    col.update(fin)
+    assert col.top_rungs == [3, 0, 1, 3, 1]
+    assert col.stopped_below(1)[:, 0].tolist() == [0.2]
+    assert col.stopped_below(2)[:, 0].tolist() == [0.2, 0.3, 0.5]
+    assert col.stopped_below(0).shape == (0, 1)
+    # rung 1 has 3 observations (trials 0, 2, 4): the model's budget; trial 1, pruned at
+    # rung 0, joins it at rung 1's worst value; COMPLETE trial 3 is never imputed
+    L, X, y = bohb_training_set(col, np.empty((0, 1)), np.empty(0), 3)
+    assert L == 1 and X[:, 0].tolist() == [0.1, 0.3, 0.5, 0.2]
+    assert y.tolist() == [4.0, 1.5, 3.5, 4.0]
+    # the full budget once it has min_points COMPLETE values: every pruned trial imputed
+    Xf, yf = np.array([[0.1], [0.4]]), np.array([3.0, 7.0])
+    L, X, y = bohb_training_set(col, Xf, yf, 2)
+    assert L == 2 and X[:, 0].tolist() == [0.1, 0.4, 0.2, 0.3, 0.5]
+    assert y.tolist() == [3.0, 7.0, 7.0, 7.0, 7.0]
+    assert bohb_training_set(col, Xf, yf, 6) is None
+
+
+def test_random_pick_fraction_and_determinism():
+    picks = [random_pick(7, n, 1 / 3) for n in range(3000)]
+    assert abs(np.mean(picks) - 1 / 3) < 4 * math.sqrt(1 / 3 * 2 / 3 / 3000)
+    assert picks == [random_pick(7, n, 1 / 3) for n in range(3000)]
+    assert picks != [random_pick(8, n, 1 / 3) for n in range(3000)]
+    assert not any(random_pick(7, n, 0.0) for n in range(100))
+    assert all(random_pick(7, n, 1.0) for n in range(100))
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "0.3", True, math.nan])
+def test_bayes_random_fraction_bad_input(bad):
+    with pytest.raises(ValueError, match="random_fraction"):
+        BayesSampler(random_fraction=bad)
+
+
+def test_bayes_random_fraction_trials_are_random_sampler_configs():
+    # random_fraction=1: after the start-up design every trial is RandomSampler's, with
+    # the rung pruner; without a pruner the parameter changes nothing
+    obj = multi_fidelity_objective(27)
+    s1 = hp.Study(SPACE5, sampler=BayesSampler(seed=4, random_fraction=1.0, n_raw_samples=64,
+                                               n_starts=2), pruner=hp.Hyperband(1, 27, 3))
+    s1.optimize(obj, n_trials=30)
+    rnd = hp.Study(SPACE5, sampler=hp.RandomSampler(seed=4))
+    ref = [rnd.sampler.sample(rnd, n) for n in range(30)]
+    match = [t.params == ref[t.number] for t in s1.trials]
+    k = match.index(True)     # Sobol start-up until rung 0 holds d + 2 = 7 observations
+    assert k == len(SPACE5.params) + 2 and all(match[k:])
+    a = hp.Study(SPACE2, sampler=BayesSampler(seed=1, random_fraction=1.0, n_raw_samples=64,
+                                              n_starts=2))
+    b = hp.Study(SPACE2, sampler=BayesSampler(seed=1, random_fraction=0.0, n_raw_samples=64,
+                                              n_starts=2))
+    for s in (a, b):
+        s.optimize(lambda t: _f(t.params), n_trials=14)
+    assert _params(a) == _params(b)
+
+
 def _expected_fit(study, resources, m):
     """Reference of BOHB's choice from the full trial list."""
     fin = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -106,7 +171,8 @@ def _expected_fit(study, resources, m):
 
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
 def test_bayes_fits_on_highest_rung_with_d_plus_2_points(direction):
-    sampler = BayesSampler(seed=3, n_raw_samples=128, n_starts=4)
+    # no random fraction: every trial after the start-up design is model-based
+    sampler = BayesSampler(seed=3, n_raw_samples=128, n_starts=4, random_fraction=0.0)
     # synchronous cohorts: few trials reach the full budget early on
     pruner = hp.Hyperband(1, 27, 3, seed=0, asynchronous=False)
     study = hp.Study(SPACE5, sampler=sampler, pruner=pruner, direction=direction)

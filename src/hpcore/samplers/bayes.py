@@ -10,7 +10,10 @@ Multi-fidelity (BOHB, Falkner et al. 2018): when the study's pruner is
 :class:`~hpcore.pruners.ASHA` and fewer than ``min_points`` trials have COMPLETE
 (full-budget) values, the GP is fitted to the intermediate values of the highest rung
 holding at least ``min_points`` finished (COMPLETE or PRUNED) trials, so that the
-pruner's promotions feed the model long before many trials run to the end.
+pruner's promotions feed the model long before many trials run to the end.  As in
+BOHB, a fraction ``random_fraction`` of the model-phase trials is uniformly random, and
+pruned trials join the model's budget with its worst value
+(:mod:`hpcore.samplers._fidelity`).
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ import numpy as np
 from hpcore.kernels._acquisition import ACQUISITIONS, maximize_acquisition
 from hpcore.kernels._gp import (KERNELS, MIN_NOISE_VAR, GPModel, blas_single_thread, gp_fit,
                                 gp_predict)
-from hpcore.samplers._fidelity import RungCollector, rung_resources
+from hpcore.samplers._fidelity import (RungCollector, bohb_training_set, random_pick,
+                                       rung_resources)
 from hpcore.samplers.base import BaseSampler
 from hpcore.samplers.qmc import QMCSampler
 
@@ -101,6 +105,11 @@ class BayesSampler(BaseSampler):
         Observations a budget needs before the GP is fitted on it in the
         multi-fidelity mode; default ``d + 2`` for ``d`` parameters (BOHB).  Below it
         on every budget the start-up design goes on.
+    random_fraction : float
+        Multi-fidelity mode only: the fraction of the trials after the start-up design
+        that are sampled uniformly at random (BOHB's ``rho``, default 1/3 as in Falkner
+        et al. 2018), decided per trial number by a seeded stream.  Without a rung
+        pruner it has no effect.
     seed : int, optional
     n_threads : int, optional
         OpenMP threads of the kernels.  ``None``: one thread below
@@ -125,6 +134,7 @@ class BayesSampler(BaseSampler):
                  refit_every: int = 10, n_restarts: int = 2,
                  warm_maxiter: int = 10, n_starts: int = 12, n_raw_samples: int = 512,
                  multi_fidelity: bool = True, min_points: int | None = None,
+                 random_fraction: float = 1 / 3,
                  seed: int | None = None, n_threads: int | None = None) -> None:
         super().__init__(seed)
         self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 1)
@@ -156,12 +166,17 @@ class BayesSampler(BaseSampler):
         self.n_threads = n_threads
         self.multi_fidelity = bool(multi_fidelity)
         self.min_points = None if min_points is None else _check_int("min_points", min_points, 2)
+        if isinstance(random_fraction, bool) or not isinstance(random_fraction, (int, float)) \
+                or not 0.0 <= random_fraction <= 1.0:
+            raise ValueError(f"random_fraction must be a number in [0, 1], got {random_fraction!r}")
+        self.random_fraction = float(random_fraction)
         #: Rung index of the data of the last GP fit: ``None`` when it was the COMPLETE
         #: trials' values (or no GP was fitted); ``L`` for rung ``L``'s intermediate values.
         self.last_fit_rung: int | None = None
         #: Trial numbers of the last GP fit's training set (empty when none was fitted).
         self.last_fit_numbers: list[int] = []
         self._startup = QMCSampler("sobol", seed=self.seed)
+        self._random = None
         self._reset(None)
 
     def __repr__(self) -> str:
@@ -269,22 +284,30 @@ class BayesSampler(BaseSampler):
             return self._propose(study, number)
 
     def _sample_multi_fidelity(self, study: "Study", number: int) -> dict[str, Any]:
-        """BOHB's rule: the highest budget with ``min_points`` observations; the full
-        budget (COMPLETE trials, the usual incremental cache) when it has them."""
+        """BOHB's rule: the highest budget with ``min_points`` observations (the full
+        budget, COMPLETE trials, when it has them), trials pruned below it at its worst
+        value, and a ``random_fraction`` of uniformly random trials
+        (:func:`~hpcore.samplers._fidelity.bohb_training_set`)."""
         rungs = self._rungs
         rungs.update(study.finished_trials())
         m = self.min_points if self.min_points is not None else len(study.space.params) + 2
-        if len(self._y) >= m:
-            self.last_fit_rung, self.last_fit_numbers = None, list(self._numbers)
-            with blas_single_thread():
-                return self._propose(study, number)
-        L = rungs.highest_rung(m)
-        if L is None:
+        data = bohb_training_set(rungs, self._X, self._y, m)
+        if data is None:
             self.last_fit_rung, self.last_fit_numbers = None, []
             return self._startup.sample(study, number)
-        X, y_raw, numbers = rungs.rung(L)
-        self.last_fit_rung, self.last_fit_numbers = L, list(numbers)
-        # hyperparameter warm starts are kept per rung: each rung is its own data set
+        if random_pick(self.seed, number, self.random_fraction):
+            self.last_fit_rung, self.last_fit_numbers = None, []
+            if self._random is None:
+                from hpcore.samplers.random import RandomSampler
+
+                self._random = RandomSampler(seed=self.seed)
+            return self._random.sample(study, number)
+        L, X, y_raw = data
+        top = len(rungs.resources) - 1
+        self.last_fit_rung = None if L == top else L
+        self.last_fit_numbers = list(self._numbers) if self.last_fit_rung is None \
+            else list(rungs.rung(L)[2])
+        # hyperparameter warm starts are kept per budget: each is its own data set
         saved = (self._theta, self._n_at_full_fit, self._n_at_refit, self._chol)
         self._theta, self._n_at_full_fit = self._rung_theta.get(L, (None, 0))
         self._n_at_refit, self._chol = self._n_at_full_fit, None
