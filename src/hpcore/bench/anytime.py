@@ -19,14 +19,19 @@ Set-up, fixed before any run (the literature's settings, not tuned on results):
   configurations in the same order (trial ``n`` gets stream ``n``), Optuna's pruners
   included (the configurations are enqueued into an Optuna study with its
   ``RandomSampler``), so the methods differ only in their pruning.  BOHB-style is
-  ``BayesSampler(n_startup_trials=10, seed)`` + ``Hyperband(1, 27, 3)``.
+  ``BayesSampler(n_startup_trials=10, seed)`` + ``Hyperband(1, 27, 3)`` (its
+  multi-fidelity defaults: model on the highest budget with ``d + 2`` points, a random
+  fraction of 1/3, pruned trials at the budget's worst value).
 * The incumbent ("best") is the best validation accuracy among trials trained for all
   27 epochs (the model a user would deploy); before the first such trial it is
   undefined.
 * Seeds 0..9 (``--seeds``).  Epoch counts do not depend on the machine's load.
 
 Usage: ``hpcore bench --halving [--tasks sgd_digits,mlp_digits,sgd_synth] [--seeds 10]``
-(or ``--summarize`` to rebuild the tables from the saved runs).  Writes
+(or ``--summarize`` to rebuild the tables from the saved runs; ``--methods m1,m2`` reruns
+only those methods on saved seeds whose entries predate this module's ``REVISION``,
+keeping the others' saved results -- for a change that can only affect those methods;
+curves then come from a cold cache, so only their seconds column differs).  Writes
 ``halving_anytime_<task>.json`` (every run's trajectory, resumable by seed) and
 ``halving_anytime.md`` / ``halving_anytime_<task>.md`` / ``halving_anytime.png``.
 """
@@ -55,6 +60,9 @@ LABELS = {"random": "random search (full training)", "hpcore-sh": "hpcore Succes
           "hpcore-bohb": "hpcore BOHB-style (Bayes + Hyperband)",
           "optuna-sh": "Optuna SuccessiveHalvingPruner", "optuna-hyperband": "Optuna HyperbandPruner"}
 FRACTIONS = (1 / 27, 1 / 9, 1 / 3, 1.0)
+#: Code revision recorded with each method's result: 2 = tied rung values share a rank
+#: (hpcore pruners) and BOHB-style's random fraction + pruned trials at the budget's worst.
+REVISION = 2
 
 
 def _make(method: str):
@@ -121,7 +129,7 @@ def run_task_seed(task: str, seed: int, methods=METHODS, log=print) -> dict[str,
             "best_at": {f"{f:.6f}": _best_at(rows, f * E) for f in FRACTIONS},
             "epochs": rows[-1]["cum_epochs"] if rows else 0, "n_trials": len(rows),
             "n_full": sum(r["state"] == "complete" for r in rows),
-            "seconds": time.perf_counter() - t0, "traj": traj}
+            "seconds": time.perf_counter() - t0, "traj": traj, "revision": REVISION}
         log(f"{task} seed {seed} {m:17s} best@E/3 {out['methods'][m]['best_at'][f'{1/3:.6f}']:.4f}"
             f"  epochs {out['methods'][m]['epochs']}  trials {len(rows)}"
             f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -138,7 +146,10 @@ def _load(out: Path, task: str) -> dict[str, Any]:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
-def run(tasks, seeds, out: Path, log=print) -> None:
+def run(tasks, seeds, out: Path, log=print, methods=None) -> None:
+    """Every method on each (task, seed) not saved yet; with ``methods``, also those
+    methods (in the order given, method by method) on saved seeds whose entries are
+    older than :data:`REVISION`, merged into the saved seed."""
     out.mkdir(parents=True, exist_ok=True)
     for task in tasks:
         for seed in seeds:
@@ -149,6 +160,18 @@ def run(tasks, seeds, out: Path, log=print) -> None:
             done = _load(out, task)  # re-read: resumable
             done[str(seed)] = res
             _path(out, task).write_text(json.dumps(done))
+    for m in methods or ():
+        if m not in METHODS:
+            raise ValueError(f"methods: unknown method {m!r} (one of {', '.join(METHODS)})")
+        for task in tasks:
+            for seed in seeds:
+                saved = _load(out, task)[str(seed)]["methods"].get(m, {})
+                if saved.get("revision", 1) >= REVISION:
+                    continue
+                res = run_task_seed(task, seed, methods=(m,), log=log)
+                done = _load(out, task)
+                done[str(seed)]["methods"][m] = res["methods"][m]
+                _path(out, task).write_text(json.dumps(done))
 
 
 # ----------------------------------------------------------------------------- summary
@@ -336,10 +359,11 @@ def _plot(out: Path, tasks) -> None:
     plt.close(fig)
 
 
-def main(tasks, seeds, out: Path, summarize_only: bool = False, log=print) -> None:
+def main(tasks, seeds, out: Path, summarize_only: bool = False, log=print,
+         methods=None) -> None:
     from hpcore.bench.runner import pin_threads
 
     pin_threads(1)
     if not summarize_only:
-        run(tasks, seeds, out, log=log)
+        run(tasks, seeds, out, log=log, methods=methods)
     summarize(out, TASKS, log=log)
