@@ -51,6 +51,8 @@ def build_parser(prog: str = "hpcore bench") -> argparse.ArgumentParser:
                                     "(default sgd_digits,mlp_digits,sgd_synth)")
     ap.add_argument("--summarize", action="store_true",
                     help="--halving: only rebuild tables and plot from the saved runs")
+    ap.add_argument("--methods", help="--halving: comma-separated methods to rerun on saved "
+                                      "seeds whose results predate anytime.REVISION")
     return ap
 
 
@@ -75,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         for t in tasks:
             get_problem(t)  # unknown names fail here
         anytime.main(tasks, range(args.seeds if args.seeds is not None else 10), out,
-                     summarize_only=args.summarize)
+                     summarize_only=args.summarize,
+                     methods=args.methods.split(",") if args.methods else None)
         return 0
     from hpcore.bench.runner import run_compare
 
