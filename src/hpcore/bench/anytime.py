@@ -148,8 +148,8 @@ def _load(out: Path, task: str) -> dict[str, Any]:
 
 def run(tasks, seeds, out: Path, log=print, methods=None) -> None:
     """Every method on each (task, seed) not saved yet; with ``methods``, also those
-    methods (in the order given, method by method) on saved seeds whose entries are
-    older than :data:`REVISION`, merged into the saved seed."""
+    methods on saved seeds whose entries are older than :data:`REVISION` (one call per
+    seed, so they share its curve cache), merged into the saved seed."""
     out.mkdir(parents=True, exist_ok=True)
     for task in tasks:
         for seed in seeds:
@@ -163,15 +163,16 @@ def run(tasks, seeds, out: Path, log=print, methods=None) -> None:
     for m in methods or ():
         if m not in METHODS:
             raise ValueError(f"methods: unknown method {m!r} (one of {', '.join(METHODS)})")
-        for task in tasks:
-            for seed in seeds:
-                saved = _load(out, task)[str(seed)]["methods"].get(m, {})
-                if saved.get("revision", 1) >= REVISION:
-                    continue
-                res = run_task_seed(task, seed, methods=(m,), log=log)
-                done = _load(out, task)
-                done[str(seed)]["methods"][m] = res["methods"][m]
-                _path(out, task).write_text(json.dumps(done))
+    for task in tasks:
+        for seed in seeds:
+            saved = _load(out, task)[str(seed)]["methods"]
+            todo = [m for m in methods or () if saved.get(m, {}).get("revision", 1) < REVISION]
+            if not todo:
+                continue
+            res = run_task_seed(task, seed, methods=todo, log=log)
+            done = _load(out, task)
+            done[str(seed)]["methods"].update(res["methods"])
+            _path(out, task).write_text(json.dumps(done))
 
 
 # ----------------------------------------------------------------------------- summary
