@@ -39,13 +39,21 @@ def _record(study: hp.Study) -> list[tuple]:
             for t in study.trials]
 
 
-def _run(make_sampler, how, client=None, **kw) -> list[tuple]:
+def _overlapped(study: hp.Study) -> bool:
+    """Whether two trials ran at the same time (the run really was parallel)."""
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in study.trials)
+    return any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+
+
+def _run(make_sampler, how, client=None, parallel=None, **kw) -> list[tuple]:
     study = hp.Study(D.space(), sampler=make_sampler())
     if how == "dask":
         kw["executor"] = hp.DaskExecutor(client)
     else:
         kw["n_jobs"] = how
     study.optimize(D.shuffled_quadratic, n_trials=N_TRIALS, **kw)
+    if parallel is not None:
+        parallel.append(_overlapped(study))
     return _record(study)
 
 
@@ -55,16 +63,25 @@ def test_same_trials_inline_2_4_processes_and_dask(name, dask_client):
     ref = _run(make, 1, lag=LAG)
     assert len(ref) == N_TRIALS and all(r[1] == "COMPLETE" for r in ref)
     assert len({r[2] for r in ref}) == N_TRIALS          # the sampler did search
+    parallel: list[bool] = []
     for how in (2, 4, "dask"):
-        got = _run(make, how, client=dask_client, lag=LAG)
+        got = _run(make, how, client=dask_client, parallel=parallel, lag=LAG)
         assert got == ref, f"{name}: {how} workers differ from the inline run"
+    # the cluster's two workers were up from the start: its trials did overlap (process
+    # pools start their workers during the run, so on a loaded machine they may not)
+    assert parallel[-1], "the Dask run never ran two trials at once"
 
 
-def test_without_the_mode_worker_counts_differ():
+def test_without_the_mode_worker_counts_differ(dask_client):
     """The control: the same seeded BayesSampler study, deterministic=False, inline and
-    with 4 workers, gives other trials (the test above could fail)."""
+    on the 2-worker cluster, gives other trials (the test above could fail).  (Dask,
+    not a process pool: its workers are up before the run, so two trials surely run at
+    once; a pool's spawned workers can start so slowly on a loaded machine that one of
+    them runs every trial.)"""
     make = _samplers()["bayes"]
-    assert _run(make, 4) != _run(make, 1)
+    parallel: list[bool] = []
+    assert _run(make, "dask", client=dask_client, parallel=parallel) != _run(make, 1)
+    assert parallel == [True]
 
 
 def test_default_lag_and_two_optimize_calls_continue_one_run():
