@@ -155,3 +155,17 @@ def test_bayes_past_100_observations_bounded_refits_and_cholesky_appends():
         return _record(study)
 
     assert run(2) == run(1)
+
+
+def test_a_batch_ask_in_lagged_mode_goes_one_trial_at_a_time_within_the_lag():
+    from hpcore._deterministic import _Gate, _LaggedStudy, LaggedView
+
+    study = hp.Study(D.space(), sampler=hp.RandomSampler(seed=0))
+    gate = _Gate(1, 0)
+    proxy = _LaggedStudy(study, gate, LaggedView(study))
+    batch = proxy.ask_batch(4)     # trial 0, then 1 (0 may run), then 2 must wait for 0
+    assert [t.number for t in batch] == [0, 1]
+    proxy.tell(batch[0], 1.0)
+    assert [t.number for t in proxy.ask_batch(4)] == [2]
+    with pytest.raises(ValueError, match="q"):
+        proxy.ask_batch(0)

@@ -275,6 +275,21 @@ class _LaggedStudy:
         self._view.note_params(trial.number, trial.params)
         return trial
 
+    def ask_batch(self, q: int, budget: Any = None) -> list[Trial]:
+        """Up to ``q`` trials, asked one at a time while the lag allows (at least one):
+        each trial's view must show the batch's earlier trials as pending, and trial
+        ``n`` may start only once the trials below ``n - lag`` are told."""
+        if isinstance(q, bool) or not isinstance(q, numbers.Integral) or q < 1:
+            raise ValueError(f"q must be an int >= 1, got {q!r}")
+        kw = {} if budget is None else {"budget": budget}
+        out = [self.ask(**kw)]
+        while len(out) < q and self._gate.ready():
+            try:
+                out.append(self.ask(**kw))
+            except StudyExhausted:
+                break
+        return out
+
     def tell(self, trial: Any, *args: Any, **kwargs: Any) -> FrozenTrial:
         number = int(trial) if isinstance(trial, numbers.Integral) else trial.number
         try:
