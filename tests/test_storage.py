@@ -55,9 +55,6 @@ def test_sigkill_mid_study_loses_no_finished_trial(tmp_path):
     assert len(study.completed_trials()) >= len(seen) + 10
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known open bug: in the full suite on a fresh clone (twice) the SIGINTed child did not "
-    "exit within 30 s; alone it passes (18/18 runs). Cause not found yet; see issue 14's note"))
 def test_sigint_stops_cleanly(tmp_path):
     url = f"sqlite:///{tmp_path / 'int.db'}"
     proc = _start(url, "int", 1000, 0.05)
