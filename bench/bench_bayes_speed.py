@@ -9,8 +9,11 @@ every optimizer).  Every optimizer gets the same protocol: ``--warmup`` untimed
 suggestions (each told its value), then ``--reps`` timed ones; each timed call is one
 suggestion (hpcore ``Study.ask``; Optuna ``study.ask``, which runs its GP fit and
 acquisition optimization; scikit-optimize ``ask`` + ``tell``, since skopt fits inside
-``tell``).  Reported: per-call median, p90 and max (no amortization); the headline
-ratio is the ratio of per-call medians.
+``tell``).  The timed calls are interleaved: round r runs hpcore's call r, then each
+peer's, so all share the machine's load call by call.  Reported: per-call median, p90
+and max (no amortization); the headline ratio is the ratio of per-call medians.  Optuna
+should have greenlet installed (its recommended set-up: without it GPSampler warns and
+runs its L-BFGS-B restarts sequentially).
 
 * ``--window N`` (hpcore only): N consecutive timed asks at n=1000 (the tells growing n
   from 1000), reporting median and max, to check for refit spikes.
@@ -98,7 +101,12 @@ def bench_hpcore(n: int, warmup: int, reps: int, threads: int) -> dict:
     return r
 
 
-def bench_optuna(n: int, warmup: int, reps: int, threads: int) -> dict:
+def _hpcore_stepper(n: int, threads: int):
+    st = _hpcore_study(n, threads)
+    return lambda: _hpcore_calls(st, 1)[0]
+
+
+def _optuna_stepper(n: int, threads: int):
     import optuna
     import torch
     from optuna.distributions import FloatDistribution
@@ -111,40 +119,63 @@ def bench_optuna(n: int, warmup: int, reps: int, threads: int) -> dict:
     for x in _points(n):
         st.add_trial(create_trial(params={f"x{i}": float(v) for i, v in enumerate(x)},
                                   distributions=dists, value=ackley(x)))
-    times = []
-    for i in range(warmup + reps):
+
+    def step() -> float:
         t0 = time.perf_counter()
         tr = st.ask(dists)
         el = time.perf_counter() - t0
-        if i >= warmup:
-            times.append(el)
         st.tell(tr, ackley(np.array([tr.params[f"x{i}"] for i in range(D)])))
-    return _stats(times)
+        return el
+    return step
 
 
-def bench_skopt(n: int, warmup: int, reps: int, threads: int) -> dict:
+def _skopt_stepper(n: int, threads: int):
     from skopt import Optimizer
-    from skopt.utils import cook_estimator
     from skopt.space import Space
+    from skopt.utils import cook_estimator
 
     dims = [(LO, HI)] * D
     est = cook_estimator("GP", space=Space(dims), random_state=0, noise="gaussian")
     opt = Optimizer(dims, est, n_initial_points=10, acq_func="gp_hedge", acq_optimizer="lbfgs",
                     acq_optimizer_kwargs={"n_points": 10000, "n_restarts_optimizer": 2,
-                                          "n_jobs": 1}, random_state=0)
+                                          "n_jobs": threads}, random_state=0)
     X = _points(n)
     opt.tell([list(map(float, x)) for x in X], [ackley(x) for x in X])
-    times = []
-    for i in range(warmup + reps):
+
+    def step() -> float:
         t0 = time.perf_counter()
         x = opt.ask()
         y = ackley(np.asarray(x))
         t1 = time.perf_counter()
         opt.tell(x, y)
-        el = time.perf_counter() - t1 + (t1 - t0)
-        if i >= warmup:
-            times.append(el)
-    return _stats(times)
+        return time.perf_counter() - t1 + (t1 - t0)
+    return step
+
+
+_STEPPERS = {"hpcore": _hpcore_stepper, "optuna": _optuna_stepper, "skopt": _skopt_stepper}
+
+
+def bench_interleaved(n: int, names: list[str], warmup: int, reps: int, threads: int) -> dict:
+    """Per-call times of every optimizer at n observations, calls interleaved: after each
+    one's ``warmup`` untimed suggestions, round r times suggestion r of hpcore, then of
+    each peer, so they share the machine's load call by call."""
+    steps = {k: _STEPPERS[k](n, threads) for k in names}
+    for k in names:
+        for _ in range(warmup):
+            steps[k]()
+    times: dict[str, list[float]] = {k: [] for k in names}
+    loads: dict[str, list[float]] = {k: [] for k in names}
+    for _ in range(reps):
+        for k in names:
+            times[k].append(steps[k]())
+            loads[k].append(os.getloadavg()[0])
+    out = {}
+    for k in names:
+        r = _stats(times[k])
+        r["loadavg_1min"] = float(np.mean(loads[k]))
+        r["times_s"] = times[k]
+        out[k] = r
+    return out
 
 
 def bench_lml(n: int, threads: int, reps: int = 15) -> dict:
@@ -227,15 +258,11 @@ def main() -> None:
             return
         # each size: hpcore then the peers right after, so they see the same machine load
         for n in sorted(set(map(int, args.sizes.split(","))) | peer_sizes):
-            r = bench_hpcore(n, args.warmup, args.reps, k)
-            out["hpcore"][n] = r
-            print(f"hpcore n={n}: " + _fmt(r), flush=True)
-            if n in peer_sizes:
-                for peer in peers:
-                    r = (bench_optuna if peer == "optuna" else bench_skopt)(
-                        n, args.warmup, args.reps, k)
-                    out[peer][n] = r
-                    print(f"{peer} n={n}: " + _fmt(r), flush=True)
+            names = ["hpcore"] + (peers if n in peer_sizes else [])
+            res = bench_interleaved(n, names, args.warmup, args.reps, k)
+            for name in names:
+                out[name][n] = res[name]
+                print(f"{name} n={n}: " + _fmt(res[name]), flush=True)
             _write(out, k, args.tag)
         if args.window:
             out["window"] = bench_window(1000, args.window, k, args.warmup)
@@ -249,6 +276,22 @@ def main() -> None:
         _write(out, k, args.tag)
 
 
+def _optuna_version() -> str:
+    try:
+        import optuna
+        return optuna.__version__
+    except ImportError:
+        return "(not installed)"
+
+
+def _greenlet_version() -> str:
+    try:
+        import greenlet
+        return greenlet.__version__
+    except ImportError:
+        return "NOT installed: Optuna's GPSampler falls back to sequential L-BFGS-B"
+
+
 def _fmt(r: dict) -> str:
     return (f"median {r['median_s'] * 1e3:.1f} ms, p90 {r['p90_s'] * 1e3:.1f} ms, max "
             f"{r['max_s'] * 1e3:.1f} ms ({r['reps']} calls, load {r['loadavg_1min']:.1f})")
@@ -260,7 +303,10 @@ def _write(out: dict, k: int, tag: str = "") -> None:
             f"Command: `.venv/bin/python bench/bench_bayes_speed.py {out['command'].split(' ', 1)[1] if ' ' in out['command'] else ''}`; "
             f"{k} thread(s) for every side (OMP_NUM_THREADS, threadpoolctl, torch).  "
             f"Every optimizer: {out['warmup']} untimed warm-up suggestions, then "
-            f"{out['reps']} timed calls; per-call median / p90 / max, no amortization.  "
+            f"{out['reps']} timed calls, interleaved call by call with the peers at the same n "
+            f"(hpcore, then each peer, per round); per-call median / p90 / max, no "
+            f"amortization; load = mean 1-minute load average over an optimizer's calls.  "
+            f"Optuna {_optuna_version()} with greenlet {_greenlet_version()} (batched L-BFGS-B).  "
             "Machine: shared 2-core box (other jobs running; 1-minute load average per row).",
             "",
             f"LML + gradient at n=1000, d=10 (Matern-5/2): {lml['lml_grad_s'] * 1e3:.1f} ms; "

@@ -14,7 +14,8 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
 from hpcore._kernels._openmp cimport effective_n_threads
-from hpcore._kernels.gp cimport GPState, gp_state, posterior_point, sq_dist, k_of_r2
+from hpcore._kernels.gp cimport GPState, gp_state, posterior_point, POSTERIOR_WORK
+from hpcore._kernels.gp import kernel_matrix as _kernel_matrix
 from scipy.linalg.cython_lapack cimport dtrtrs
 
 cnp.import_array()
@@ -71,14 +72,14 @@ cdef double acq_point(int acq, GPState st, const double* x, double f_best, doubl
                       double* work, double* g) noexcept nogil:
     """Acquisition value at x (to maximize); gradient into g if g != NULL.
 
-    ``work`` holds 3 n + 2 d doubles.
+    ``work`` holds POSTERIOR_WORK * n + 2 d doubles.
     """
     cdef Py_ssize_t d = st.d, q
     cdef double mu, var, sd, z, lh, dlh, val, Phi, phi, h, sb
     cdef double* gmu = NULL
     cdef double* gvar = NULL
     if g != NULL:
-        gmu = work + 3 * st.n
+        gmu = work + POSTERIOR_WORK * st.n
         gvar = gmu + d
     posterior_point(st, x, work, &mu, &var, gmu, gvar)
     sd = sqrt(var)
@@ -136,14 +137,11 @@ def acquisition_batch(const double[:, ::1] X, const double[:, ::1] L, const doub
     vals = np.empty(m)
     if m == 0:
         return vals
-    Kq = np.empty((m, n))
+    Kq = _kernel_matrix(Xq, X, inv_l2, signal, kind, n_threads)   # vectorized rows
     cdef double[:, ::1] K = Kq
     cdef double[::1] v = vals
     cdef int nt = effective_n_threads(n_threads), nn = <int>n, mm = <int>m, info = 0
     cdef double mu, ss, var
-    for i in prange(m, nogil=True, schedule="static", num_threads=nt):
-        for j in range(n):
-            K[i, j] = k_of_r2(sq_dist(&Xq[i, 0], &X[j, 0], &inv_l2[0], d), signal, kind)
     mus = Kq @ np.asarray(alpha)
     cdef double[::1] muv = mus
     with nogil:
@@ -176,7 +174,7 @@ def log_h_array(const double[::1] z):
 cdef double _acq_one(int acq, GPState st, const double* x, double f_best, double beta,
                      double* g) noexcept nogil:
     # scratch on this call (private to the calling thread)
-    cdef double* work = <double*>malloc((3 * st.n + 2 * st.d) * sizeof(double))
+    cdef double* work = <double*>malloc((POSTERIOR_WORK * st.n + 2 * st.d) * sizeof(double))
     cdef double v
     if work == NULL:
         return NAN
@@ -195,7 +193,9 @@ def acquisition_values(const double[:, ::1] X, const double[:, ::1] L, const dou
     grads = np.zeros((m, d)) if return_grad else np.zeros((1, d))
     cdef double[::1] v = vals
     cdef double[:, ::1] gv = grads
-    cdef GPState st = gp_state(X, L, alpha, inv_l2, signal, kind)
+    XTa = np.ascontiguousarray(np.asarray(X).T)
+    cdef double[:, ::1] XT = XTa
+    cdef GPState st = gp_state(X, L, alpha, inv_l2, signal, kind, XT)
     cdef int nt = effective_n_threads(n_threads)
     if m > 0:
         for i in prange(m, nogil=True, schedule="static", num_threads=nt):
@@ -440,12 +440,12 @@ cdef double _optimize_start(Problem* P, double* x, bint has_discrete, bint has_c
     the continuous columns with the discrete ones fixed.  Returns the acquisition at x."""
     cdef Py_ssize_t d = P.d, n = P.st.n, i, r
     cdef double v, v2
-    cdef double* mem = <double*>malloc((3 * n + 2 * d + (4 + 2 * M_HIST) * d + 3 * d)
+    cdef double* mem = <double*>malloc((POSTERIOR_WORK * n + 2 * d + (4 + 2 * M_HIST) * d + 3 * d)
                                        * sizeof(double))
     if mem == NULL:
         return -INFINITY
     cdef double* work = mem
-    cdef double* buf = work + 3 * n + 2 * d
+    cdef double* buf = work + POSTERIOR_WORK * n + 2 * d
     cdef double* lo = buf + (4 + 2 * M_HIST) * d
     cdef double* hi = lo + d
     cdef double* cand = hi + d
@@ -497,7 +497,9 @@ def maximize(const double[:, ::1] X, const double[:, ::1] L, const double[::1] a
             has_cont = 1
         else:
             has_discrete = 1
-    P.st = gp_state(X, L, alpha, inv_l2, signal, kind)
+    XTa = np.ascontiguousarray(np.asarray(X).T)
+    cdef double[:, ::1] XT = XTa
+    P.st = gp_state(X, L, alpha, inv_l2, signal, kind, XT)
     P.acq = acq
     P.f_best = f_best
     P.beta = beta

@@ -2,6 +2,7 @@
 
 ctypedef struct GPState:
     const double* X        # (n, d) training inputs, C order
+    const double* XT       # (d, n) the same, transposed (NULL: the scalar kernel path)
     const double* L        # (n, n) Cholesky factor, lower triangle in C order
     const double* alpha    # (n,) K^{-1} y
     const double* inv_l2   # (d,) 1 / lengthscale**2
@@ -15,7 +16,11 @@ cdef double sq_dist(const double* a, const double* b, const double* inv_l2,
                     Py_ssize_t d) noexcept nogil
 cdef double k_of_r2(double r2, double signal, int kind) noexcept nogil
 cdef double dk_dr2(double r2, double signal, int kind) noexcept nogil
+# posterior_point's scratch: POSTERIOR_WORK * n doubles
+cdef enum:
+    POSTERIOR_WORK = 5
 cdef void posterior_point(GPState st, const double* x, double* work, double* mu, double* var,
                           double* gmu, double* gvar) noexcept nogil
 cdef GPState gp_state(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
-                      const double[::1] inv_l2, double signal, int kind)
+                      const double[::1] inv_l2, double signal, int kind,
+                      const double[:, ::1] XT=*)

@@ -139,6 +139,30 @@ cdef extern from *:
         }
     }
 
+    /* gmu[q] = inv_l2[q] sum_j a[j] (x[q] - XT[q, j]), gvar likewise with b: the
+       posterior gradients' sums over the training points, four partial sums each. */
+    HP_MULTIVERSION static void hp_posterior_grad(const double* x, const double* XT,
+                                                  Py_ssize_t n, Py_ssize_t d,
+                                                  const double* a, const double* b,
+                                                  const double* inv_l2, double* gmu,
+                                                  double* gvar) {
+        Py_ssize_t j, q;
+        for (q = 0; q < d; q++) {
+            const double xq = x[q];
+            const double* col = XT + q * n;
+            double m0 = 0.0, m1 = 0.0, m2 = 0.0, m3 = 0.0;
+            double v0 = 0.0, v1 = 0.0, v2 = 0.0, v3 = 0.0, t0, t1, t2, t3;
+            for (j = 0; j + 4 <= n; j += 4) {
+                t0 = xq - col[j]; t1 = xq - col[j + 1]; t2 = xq - col[j + 2]; t3 = xq - col[j + 3];
+                m0 += a[j] * t0; m1 += a[j + 1] * t1; m2 += a[j + 2] * t2; m3 += a[j + 3] * t3;
+                v0 += b[j] * t0; v1 += b[j + 1] * t1; v2 += b[j + 2] * t2; v3 += b[j + 3] * t3;
+            }
+            for (; j < n; j++) { t0 = xq - col[j]; m0 += a[j] * t0; v0 += b[j] * t0; }
+            gmu[q] = ((m0 + m1) + (m2 + m3)) * inv_l2[q];
+            gvar[q] = ((v0 + v1) + (v2 + v3)) * inv_l2[q];
+        }
+    }
+
     /* Row i of the fused LML gradient pass.  K holds K^{-1} in its lower triangle (C
        order) and c_ij = dk/d(r^2) of pair j < i at K[(n-1-i) n + (n-1-j)] (the strict
        upper triangle, rows flipped: row i's pairs are one contiguous run).
@@ -171,6 +195,9 @@ cdef extern from *:
     void hp_kernel_row(const double* xi, const double* XT, Py_ssize_t ld, Py_ssize_t m,
                        Py_ssize_t d, const double* inv_l2, double signal, int kind,
                        double lo, double* r2, double* sq, double* k, double* c) noexcept nogil
+    void hp_posterior_grad(const double* x, const double* XT, Py_ssize_t n, Py_ssize_t d,
+                           const double* a, const double* b, const double* inv_l2,
+                           double* gmu, double* gvar) noexcept nogil
     double hp_grad_row(Py_ssize_t i, Py_ssize_t n, Py_ssize_t d, const double* xi,
                        const double* XT, const double* K, const double* alpha,
                        double* cw, double* acc) noexcept nogil
@@ -225,19 +252,30 @@ cdef void posterior_point(GPState st, const double* x, double* work, double* mu,
                           double* gmu, double* gvar) noexcept nogil:
     """Posterior mean/variance of the latent function at ``x``; gradients if gmu != NULL.
 
-    ``work`` holds 3 n doubles.
+    ``work`` holds POSTERIOR_WORK * n doubles.  With ``st.XT`` the kernel row (and
+    dk/d(r^2) for the gradients) comes from the vectorized hp_kernel_row and the
+    gradient sums run over contiguous columns (hp_posterior_grad); without it, the
+    scalar loops.
     """
     cdef Py_ssize_t n = st.n, d = st.d, j, q
     cdef double* kv = work
     cdef double* v = work + n
     cdef double* r2 = work + 2 * n
+    cdef double* sq = work + 3 * n
+    cdef double* cc = work + 4 * n
     cdef int nn = <int>n, one = 1
     cdef double m = 0.0, s2, c, a, b, t
     cdef const double* xj
-    for j in range(n):
-        r2[j] = sq_dist(x, st.X + j * d, st.inv_l2, d)
-        kv[j] = k_of_r2(r2[j], st.signal, st.kind)
-        m += kv[j] * st.alpha[j]
+    if st.XT != NULL:
+        hp_kernel_row(x, st.XT, n, n, d, st.inv_l2, st.signal, st.kind, EXP_LO, r2, sq, kv,
+                      cc if gmu != NULL else NULL)
+        for j in range(n):
+            m += kv[j] * st.alpha[j]
+    else:
+        for j in range(n):
+            r2[j] = sq_dist(x, st.X + j * d, st.inv_l2, d)
+            kv[j] = k_of_r2(r2[j], st.signal, st.kind)
+            m += kv[j] * st.alpha[j]
     mu[0] = m
     memcpy(v, kv, n * sizeof(double))
     # Fortran view of L (C order) is U = L^T: solve U^T v = k, i.e. v = L^{-1} k.
@@ -249,6 +287,13 @@ cdef void posterior_point(GPState st, const double* x, double* work, double* mu,
     if gmu == NULL:
         return
     dtrsv(b"U", b"N", b"N", &nn, <double*>st.L, &nn, v, &one)   # v = K^{-1} k
+    if st.XT != NULL:
+        # a_j = 2 c_j alpha_j, b_j = -4 c_j v_j (into sq and r2, no longer needed)
+        for j in range(n):
+            sq[j] = 2.0 * cc[j] * st.alpha[j]
+            r2[j] = -4.0 * cc[j] * v[j]
+        hp_posterior_grad(x, st.XT, n, d, sq, r2, st.inv_l2, gmu, gvar)
+        return
     for q in range(d):
         gmu[q] = 0.0
         gvar[q] = 0.0
@@ -539,10 +584,16 @@ def lml_grad(const double[:, ::1] X, const double[::1] y, const double[::1] thet
 
 
 cdef GPState gp_state(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
-                      const double[::1] inv_l2, double signal, int kind):
-    """Pointers into the fitted model's arrays, for the nogil posterior (arrays must outlive it)."""
+                      const double[::1] inv_l2, double signal, int kind,
+                      const double[:, ::1] XT=None):
+    """Pointers into the fitted model's arrays, for the nogil posterior (arrays must outlive
+    it).  ``XT``: ``X`` transposed (C order), for the vectorized kernel rows."""
     cdef GPState st
     st.X = &X[0, 0]
+    st.XT = NULL
+    if XT is not None and XT.shape[0] == X.shape[1] and XT.shape[1] == X.shape[0] \
+            and X.shape[0] > 0 and X.shape[1] > 0:
+        st.XT = &XT[0, 0]
     st.L = &L[0, 0]
     st.alpha = &alpha[0]
     st.inv_l2 = &inv_l2[0]
@@ -556,7 +607,7 @@ cdef GPState gp_state(const double[:, ::1] X, const double[:, ::1] L, const doub
 cdef void _predict_one(GPState st, const double* x, double* mu, double* var, double* gmu,
                        double* gvar) noexcept nogil:
     # scratch on this call (private to the calling thread)
-    cdef double* work = <double*>malloc(3 * st.n * sizeof(double))
+    cdef double* work = <double*>malloc(POSTERIOR_WORK * st.n * sizeof(double))
     if work == NULL:
         mu[0] = NAN
         var[0] = NAN
@@ -580,7 +631,9 @@ def predict(const double[:, ::1] X, const double[:, ::1] L, const double[::1] al
     gvar = np.zeros((m, d)) if return_grad else np.zeros((1, d))
     cdef double[::1] muv = mu, varv = var
     cdef double[:, ::1] gmv = gmu, gvv = gvar
-    cdef GPState st = gp_state(X, L, alpha, inv_l2, signal, kind)
+    XTa = np.ascontiguousarray(np.asarray(X).T)
+    cdef double[:, ::1] XT = XTa
+    cdef GPState st = gp_state(X, L, alpha, inv_l2, signal, kind, XT)
     cdef int nt = effective_n_threads(n_threads)
     if m > 0:
         for i in prange(m, nogil=True, schedule="static", num_threads=nt):
