@@ -88,6 +88,22 @@ def _stale_error(age: float, grace: float) -> str:
     return f"{STALE_ERROR} (last heartbeat {age:.1f} s ago, grace period {grace:g} s)"
 
 
+def _is_stale(state: int, error: str | None) -> bool:
+    """Whether a stored trial was failed by the stale sweep."""
+    return state == TrialState.FAIL and (error or "").startswith(STALE_ERROR)
+
+
+def check_batch_size(n: Any, name: str = "q") -> int:
+    """A batch size: an int >= 1 (``TypeError`` / ``ValueError`` naming ``name``)."""
+    import numbers
+
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 1, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1, got {n}")
+    return int(n)
+
+
 def _check_interval(name: str, v: Any, allow_none: bool = True) -> float | None:
     if v is None and allow_none:
         return None
@@ -190,6 +206,47 @@ class BaseStorage(ABC):
         does, in one transaction.  Returns whether it was queued."""
         self.finish_trial(trial_id, TrialState.FAIL, None, error)
         return False
+
+    # -- batches (issue 18): several trials per transaction ------------------------------
+    def start_trials(self, study_id: int, n: int, system_attrs: dict | None = None, *,
+                     take_queued: bool = False, budget: float | None = None) -> list[NewTrial]:
+        """Create ``n`` RUNNING trials as ``n`` calls of :meth:`start_trial` without
+        params would (queued configurations first, oldest first, when ``take_queued``),
+        in one transaction where the storage has them (:class:`SQLiteStorage`: one
+        ``BEGIN IMMEDIATE``).  Returns them in number order."""
+        return [self.start_trial(study_id, system_attrs, None, take_queued=take_queued,
+                                 budget=budget) for _ in range(n)]
+
+    def set_trials_params(self, items: Sequence[tuple[int, dict]]) -> None:
+        """Store ``(trial_id, params)`` for several RUNNING trials (one transaction where
+        the storage has them; ``ValueError`` naming a finished trial, and nothing is
+        stored)."""
+        for trial_id, params in items:
+            self.set_trial_params(trial_id, params)
+
+    def finish_trials(self, items: Sequence[tuple[int, TrialState, tuple[float, ...] | None,
+                                                  str | None, int | None]]) -> list[int]:
+        """Finish several RUNNING trials: ``(trial_id, state, values, error, retries)``
+        each, ``retries`` ``None`` for :meth:`finish_trial`, an int for
+        :meth:`fail_and_requeue` (a FAIL whose configuration may be re-run).
+
+        One transaction where the storage has them.  A trial the stale sweep already
+        failed (error starting ``"stale: process gone"``) is skipped; the positions of
+        the skipped items are returned.  Any other trial that is not RUNNING raises
+        ``ValueError`` naming it (the transactional storages then store nothing)."""
+        skipped = []
+        for i, (tid, state, values, error, retries) in enumerate(items):
+            try:
+                if retries is None:
+                    self.finish_trial(tid, state, values, error)
+                else:
+                    self.fail_and_requeue(tid, error or "failed", retries)
+            except ValueError:
+                stored = self.get_trial(tid)
+                if not _is_stale(stored.state, stored.error):
+                    raise
+                skipped.append(i)
+        return skipped
 
     # -- warm starts: queue a configuration, import a finished trial (issue 15) --------
     def enqueue_params(self, study_id: int, params: dict, system_attrs: dict | None = None) -> None:
@@ -397,6 +454,7 @@ class InMemoryStorage(BaseStorage):
                         orig = (self._by_number(study_id, qattrs["retry_of"])
                                 if "retry_of" in qattrs else None)   # enqueued: no link
                         if orig is not None:
+                            orig = self._replaced(orig)
                             orig.system_attrs["retried_by"] = number
                             self._bump(study_id, orig.trial_id)
                         return NewTrial(tid, number, now, dict(qparams), dict(qattrs))
@@ -405,6 +463,40 @@ class InMemoryStorage(BaseStorage):
                 self._trials[tid].params = dict(params)
             return NewTrial(tid, number, now, None if params is None else dict(params),
                             dict(system_attrs or {}))
+
+    def start_trials(self, study_id, n, system_attrs=None, *, take_queued=False, budget=None):
+        with self._lock:
+            return [self.start_trial(study_id, system_attrs, None, take_queued=take_queued,
+                                     budget=budget) for _ in range(n)]
+
+    def set_trials_params(self, items):
+        with self._lock:
+            for trial_id, _ in items:   # all checked first: nothing stored on an error
+                self._running(trial_id)
+            for trial_id, params in items:
+                self.set_trial_params(trial_id, params)
+
+    def finish_trials(self, items):
+        with self._lock:
+            skipped, seen = [], set()
+            for i, (tid, *_rest) in enumerate(items):   # checked first, as one transaction
+                t = self._get(tid)
+                if tid in seen:
+                    raise ValueError(f"trial {t.number} appears twice in one batch")
+                seen.add(tid)
+                if t.state != TrialState.RUNNING:
+                    if not _is_stale(t.state, t.error):
+                        raise ValueError(f"trial {t.number} is already finished ({t.state.name})")
+                    skipped.append(i)
+            skip = set(skipped)
+            for i, (tid, state, values, error, retries) in enumerate(items):
+                if i in skip:
+                    continue
+                if retries is None:
+                    self.finish_trial(tid, state, values, error)
+                else:
+                    self._fail_requeue(self._trials[tid], error or "failed", retries)
+            return skipped
 
     def _by_number(self, study_id: int, number: int) -> FrozenTrial | None:
         # only on a retry (rare): a scan of this study's log is acceptable there
@@ -484,6 +576,15 @@ class InMemoryStorage(BaseStorage):
             raise KeyError(f"no trial with trial_id {trial_id}")
         return self._trials[trial_id]
 
+    def _replaced(self, t: FrozenTrial) -> FrozenTrial:
+        """The stored trial to change: a finished one may be shared with a study's cache
+        (see :meth:`trials_since`), so it is copied and the copy stored."""
+        if t.state == TrialState.RUNNING:
+            return t
+        t = _copy_trial(t)
+        self._trials[t.trial_id] = t
+        return t
+
     def _running(self, trial_id: int) -> FrozenTrial:
         t = self._get(trial_id)
         if t.state != TrialState.RUNNING:
@@ -515,7 +616,7 @@ class InMemoryStorage(BaseStorage):
 
     def set_trial_user_attr(self, trial_id, key, value):
         with self._lock:
-            t = self._get(trial_id)
+            t = self._replaced(self._get(trial_id))
             t.user_attrs[key] = value
             self._bump(self._study_of[trial_id], trial_id)
 
@@ -541,7 +642,10 @@ class InMemoryStorage(BaseStorage):
                 seen.add(tid)
                 t = self._trials[tid]
                 if t is not None:
-                    out.append(_copy_trial(t))
+                    # a finished trial is never changed in place (a change replaces the
+                    # object: _replaced), so the study's cache shares it; a RUNNING one
+                    # is copied (reports go on changing it)
+                    out.append(t if t.state != TrialState.RUNNING else _copy_trial(t))
             out.reverse()
             return out, len(log)
 
@@ -587,6 +691,18 @@ def _copy_trial(t: FrozenTrial) -> FrozenTrial:
 
 
 # ---------------------------------------------------------------------------- SQLite
+_KEYS: dict[str, str] = {}
+
+
+def _shared_keys(d: dict) -> dict:
+    """``d`` with its keys replaced by one shared string object per name (json.loads
+    makes new key strings for every row: ~50 bytes per parameter per trial)."""
+    if len(_KEYS) > 100_000:    # unbounded only for a pathological number of names
+        _KEYS.clear()
+    keys = _KEYS
+    return {keys.setdefault(k, k): v for k, v in d.items()}
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, allow_nan=True)
 
@@ -816,31 +932,67 @@ class SQLiteStorage(BaseStorage):
         tid, number = self._write(lambda c: self._insert_trial(c, study_id, now, system_attrs, None))
         return tid, number, now
 
+    _QUEUED = ("SELECT queue_id, params, system_attrs FROM queue WHERE study_id = ? AND "
+               "budget IS ? ORDER BY queue_id LIMIT ?")
+
+    def _take_queued(self, c, study_id: int, now: float, row) -> NewTrial:
+        """Turn the queue entry ``row`` into a RUNNING trial (in the caller's transaction)."""
+        qparams, qattrs = json.loads(row[1]), json.loads(row[2])
+        c.execute("DELETE FROM queue WHERE queue_id = ?", (row[0],))
+        tid, number = self._insert_trial(c, study_id, now, qattrs, qparams)
+        orig = c.execute("SELECT trial_id, system_attrs FROM trials WHERE study_id = ? "
+                         "AND number = ?", (study_id, qattrs["retry_of"])).fetchone() \
+            if "retry_of" in qattrs else None    # an enqueued row has no link
+        if orig is not None:   # the link back: original -> its re-run
+            attrs = json.loads(orig[1])
+            attrs["retried_by"] = number
+            c.execute("UPDATE trials SET system_attrs = ?, seq = ? WHERE trial_id = ?",
+                      (_dumps(attrs), self._next_seq(c, study_id), orig[0]))
+        return NewTrial(tid, number, now, qparams, qattrs)
+
     def start_trial(self, study_id, system_attrs=None, params=None, *, take_queued=False,
                     budget=None):
         now = time.time()
 
         def fn(c):
             if params is None and take_queued:
-                row = c.execute("SELECT queue_id, params, system_attrs FROM queue WHERE "
-                                "study_id = ? AND budget IS ? ORDER BY queue_id LIMIT 1",
-                                (study_id, budget)).fetchone()
+                row = c.execute(self._QUEUED, (study_id, budget, 1)).fetchone()
                 if row is not None:
-                    qparams, qattrs = json.loads(row[1]), json.loads(row[2])
-                    c.execute("DELETE FROM queue WHERE queue_id = ?", (row[0],))
-                    tid, number = self._insert_trial(c, study_id, now, qattrs, qparams)
-                    orig = c.execute("SELECT trial_id, system_attrs FROM trials WHERE study_id = ? "
-                                     "AND number = ?", (study_id, qattrs["retry_of"])).fetchone() \
-                        if "retry_of" in qattrs else None    # an enqueued row has no link
-                    if orig is not None:   # the link back: original -> its re-run
-                        attrs = json.loads(orig[1])
-                        attrs["retried_by"] = number
-                        c.execute("UPDATE trials SET system_attrs = ?, seq = ? WHERE trial_id = ?",
-                                  (_dumps(attrs), self._next_seq(c, study_id), orig[0]))
-                    return NewTrial(tid, number, now, qparams, qattrs)
+                    return self._take_queued(c, study_id, now, row)
             tid, number = self._insert_trial(c, study_id, now, system_attrs, params)
             return NewTrial(tid, number, now, None if params is None else dict(params),
                             dict(system_attrs or {}))
+
+        return self._write(fn)
+
+    def start_trials(self, study_id, n, system_attrs=None, *, take_queued=False, budget=None):
+        n = check_batch_size(n, "n")
+        now = time.time()
+        attrs = _dumps(system_attrs or {})
+
+        def fn(c):
+            out = []
+            if take_queued:
+                for row in c.execute(self._QUEUED, (study_id, budget, n)).fetchall():
+                    out.append(self._take_queued(c, study_id, now, row))
+            m = n - len(out)
+            if m:   # the rest in bulk: m numbers and m sequence numbers at once
+                c.execute("UPDATE studies SET n_trials = n_trials + ?, seq = seq + ? "
+                          "WHERE study_id = ?", (m, m, study_id))
+                top_n, top_seq = c.execute("SELECT n_trials, seq FROM studies WHERE "
+                                           "study_id = ?", (study_id,)).fetchone()
+                base, seq0 = top_n - m, top_seq - m
+                c.executemany(
+                    "INSERT INTO trials (study_id, number, state, params, datetime_start, "
+                    "system_attrs, seq, heartbeat) VALUES (?, ?, ?, '{}', ?, ?, ?, ?)",
+                    [(study_id, base + i, int(TrialState.RUNNING), now, attrs, seq0 + i + 1, now)
+                     for i in range(m)])
+                rows = c.execute("SELECT trial_id, number FROM trials WHERE study_id = ? AND "
+                                 "number >= ? AND number < ? ORDER BY number",
+                                 (study_id, base, base + m)).fetchall()
+                out += [NewTrial(tid, number, now, None, dict(system_attrs or {}))
+                        for tid, number in rows]
+            return out
 
         return self._write(fn)
 
@@ -1001,12 +1153,89 @@ class SQLiteStorage(BaseStorage):
 
         self._write(fn)
 
+    def _bump_many(self, c, study_id: int, k: int) -> int:
+        """Reserve ``k`` sequence numbers of the study; returns the first."""
+        c.execute("UPDATE studies SET seq = seq + ? WHERE study_id = ?", (k, study_id))
+        return c.execute("SELECT seq FROM studies WHERE study_id = ?",
+                         (study_id,)).fetchone()[0] - k + 1
+
+    def _rows_of(self, c, trial_ids) -> dict[int, tuple]:
+        """``trial_id -> (study_id, number, state, error)`` (``KeyError`` naming a missing one)."""
+        found: dict[int, tuple] = {}
+        ids = list(trial_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for row in c.execute("SELECT trial_id, study_id, number, state, error FROM trials "
+                                 "WHERE trial_id IN (%s)" % ",".join("?" * len(chunk)), chunk):
+                found[row[0]] = row[1:]
+        for tid in ids:
+            if tid not in found:
+                raise KeyError(f"no trial with trial_id {tid}")
+        return found
+
+    def set_trials_params(self, items):
+        items = [(int(tid), params) for tid, params in items]
+        if not items:
+            return
+
+        def fn(c):
+            rows = self._rows_of(c, [tid for tid, _ in items])
+            by_study: dict[int, list] = {}
+            for tid, params in items:
+                sid, number, state, _ = rows[tid]
+                if state != TrialState.RUNNING:
+                    raise ValueError(f"trial {number} is already finished ({TrialState(state).name})")
+                by_study.setdefault(sid, []).append((tid, params))
+            for sid, group in by_study.items():
+                seq0 = self._bump_many(c, sid, len(group))
+                c.executemany("UPDATE trials SET params = ?, seq = ? WHERE trial_id = ?",
+                              [(_dumps(p), seq0 + i, tid) for i, (tid, p) in enumerate(group)])
+
+        self._write(fn)
+
+    def finish_trials(self, items):
+        items = list(items)
+        if not items:
+            return []
+
+        def fn(c):
+            rows = self._rows_of(c, [int(it[0]) for it in items])
+            skipped, plain, seen = [], {}, set()
+            for i, (tid, state, values, error, retries) in enumerate(items):
+                sid, number, st, err = rows[int(tid)]
+                if int(tid) in seen:
+                    raise ValueError(f"trial {number} appears twice in one batch")
+                seen.add(int(tid))
+                if st != TrialState.RUNNING:
+                    if not _is_stale(st, err):
+                        raise ValueError(f"trial {number} is already finished ({TrialState(st).name})")
+                    skipped.append(i)
+                elif retries is None:
+                    plain.setdefault(sid, []).append(
+                        (int(state), _dumps(list(values)) if values is not None else None,
+                         error, int(tid)))
+                else:
+                    params, attrs = c.execute("SELECT params, system_attrs FROM trials WHERE "
+                                              "trial_id = ?", (int(tid),)).fetchone()
+                    self._fail_requeue(c, sid, int(tid), number, params, attrs,
+                                       error or "failed", retries)
+            now = time.time()
+            for sid, group in plain.items():
+                seq0 = self._bump_many(c, sid, len(group))
+                c.executemany("UPDATE trials SET state = ?, vals = ?, error = ?, "
+                              "datetime_complete = ?, seq = ? WHERE trial_id = ?",
+                              [(st, v, e, now, seq0 + i, tid)
+                               for i, (st, v, e, tid) in enumerate(group)])
+            return skipped
+
+        return self._write(fn)
+
     _COLS = ("trial_id, number, state, params, vals, datetime_start, datetime_complete, "
              "user_attrs, system_attrs, error")
 
     def _rows_to_trials(self, conn, rows) -> list[FrozenTrial]:
         trials = [FrozenTrial(number=r[1], trial_id=r[0], state=TrialState(r[2]),
-                              params=json.loads(r[3]),
+                              params=_shared_keys(json.loads(r[3])),
                               values=tuple(json.loads(r[4])) if r[4] is not None else None,
                               datetime_start=r[5], datetime_complete=r[6],
                               user_attrs=json.loads(r[7]), system_attrs=json.loads(r[8]),

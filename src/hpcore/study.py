@@ -24,7 +24,8 @@ from hpcore.pruners.base import BasePruner
 from hpcore.samplers.base import BaseSampler, StudyExhausted
 from hpcore.samplers.random import RandomSampler
 from hpcore.space import Space
-from hpcore.storage import STALE_ERROR, BaseStorage, StudyNotFound, get_storage
+from hpcore.storage import (STALE_ERROR, BaseStorage, StudyNotFound, check_batch_size,
+                             get_storage)
 from hpcore.trial import FrozenTrial, Trial, TrialPruned, TrialState, check_values
 
 __all__ = ["Study", "load_study"]
@@ -267,11 +268,7 @@ class Study:
         """
         if params is not None:
             params = self.space.validate(params)
-        if budget is not None:
-            if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
-                raise TypeError(f"budget must be a number, got {type(budget).__name__}")
-            if not budget > 0 or not np.isfinite(budget):
-                raise ValueError(f"budget must be finite and > 0, got {budget}")
+        _check_budget(budget)
         with self._lock:
             self._start_heartbeat()
             self._sync()
@@ -300,6 +297,103 @@ class Study:
                     raise
         return Trial(number, tid, params, reporter=self.report, attr_setter=self.set_user_attr,
                      budget=budget)
+
+    def ask_batch(self, q: int, budget: float | None = None) -> list[Trial]:
+        """Create ``q`` trials at once: ``q`` :meth:`ask` calls in two storage
+        transactions and one sampler call.
+
+        The trials are created in one transaction (one ``BEGIN IMMEDIATE`` with
+        :class:`~hpcore.SQLiteStorage`), configurations queued for a re-run or by
+        :meth:`enqueue` taken first as :meth:`ask` takes them; the sampler proposes the
+        others together (:meth:`~hpcore.samplers.base.BaseSampler.sample_batch`: e.g.
+        BayesSampler fits its model once and fantasizes the batch's earlier points,
+        GeneticSampler breeds both children of a mating at once); their configurations
+        are stored in a second transaction.  A sampler keyed by the trial number
+        (RandomSampler, QMCSampler, GridSampler) gives exactly the configurations that
+        ``q`` calls of :meth:`ask` would.
+
+        Parameters
+        ----------
+        q : int
+            Number of trials (>= 1; ``TypeError`` / ``ValueError`` naming ``q``).
+        budget : float, optional
+            As :meth:`ask`: the resource every trial of the batch should spend.
+
+        Returns
+        -------
+        list of Trial
+            In number order.  Fewer than ``q`` when the sampler runs out (a finished
+            grid): the trials it could not fill are discarded, and
+            :class:`~hpcore.samplers.base.StudyExhausted` is raised when none is left.
+            When the sampler or storing the configurations fails, the error is raised,
+            the sampled trials are discarded (or FAIL "sampler failed: ...") and queued
+            configurations the batch had taken go back to the queue (their trials FAIL).
+        """
+        q = check_batch_size(q, "q")
+        _check_budget(budget)
+        with self._lock:
+            self._start_heartbeat()
+            self._sync()
+            new = self.storage.start_trials(
+                self._study_id, q, {"budget": budget} if budget is not None else None,
+                take_queued=True, budget=None if budget is None else float(budget))
+            if self._heartbeat is not None:
+                for nt in new:
+                    self._heartbeat.add(nt.trial_id)
+            given = [nt for nt in new if nt.params is not None]
+            todo = [nt for nt in new if nt.params is None]
+            sampled: list[dict[str, Any]] = []
+            if todo:
+                try:
+                    sampled = list(self.sampler.sample_batch(self, [nt.number for nt in todo]))
+                    if len(sampled) > len(todo):
+                        raise RuntimeError(f"{type(self.sampler).__name__}.sample_batch returned "
+                                           f"{len(sampled)} configurations for {len(todo)} trials")
+                except StudyExhausted:
+                    sampled = []
+                except BaseException as exc:
+                    for nt in todo:
+                        self._abandon(nt.trial_id, f"sampler failed: {type(exc).__name__}: {exc}")
+                    self._give_back(given, f"ask_batch: sampler failed: {type(exc).__name__}")
+                    raise
+                for nt in todo[len(sampled):]:       # exhausted: never ran
+                    self._abandon(nt.trial_id, None)
+                try:
+                    if sampled:
+                        self.storage.set_trials_params(
+                            [(nt.trial_id, p) for nt, p in zip(todo, sampled)])
+                except BaseException:
+                    for nt in todo[:len(sampled)]:
+                        self._abandon(nt.trial_id, None)
+                    self._give_back(given, "ask_batch: storing the batch failed")
+                    raise
+            if not given and not sampled:
+                raise StudyExhausted(f"{type(self.sampler).__name__} has nothing left to propose")
+            params_of = {nt.trial_id: p for nt, p in zip(todo, sampled)}
+            out = []
+            for nt in new:
+                if nt.params is not None:
+                    p, b = nt.params, nt.system_attrs.get("budget", budget)
+                elif nt.trial_id in params_of:
+                    p, b = params_of[nt.trial_id], budget
+                else:
+                    continue
+                out.append(Trial(nt.number, nt.trial_id, p, reporter=self.report,
+                                 attr_setter=self.set_user_attr, budget=b))
+            return out
+
+    def _give_back(self, taken: Sequence[Any], error: str) -> None:
+        """Put the queued configurations a failed :meth:`ask_batch` had taken back in
+        the queue (their trials FAIL with ``error``).  Never raises."""
+        for nt in taken:
+            if self._heartbeat is not None:
+                self._heartbeat.discard(nt.trial_id)
+            try:
+                attempt = int(nt.system_attrs.get("attempt", 0) or 0)
+                self.storage.fail_and_requeue(nt.trial_id, error, attempt + 1)
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("could not re-queue trial %d after a failed ask_batch (%s: %s)",
+                               nt.number, type(exc).__name__, exc)
 
     def _abandon(self, trial_id: int, error: str | None) -> None:
         """Undo a trial ``ask`` could not finish making: discard it (``error=None``) or
@@ -417,37 +511,7 @@ class Study:
         warning and returns the stored trial.
         """
         with self._lock:
-            if isinstance(trial, (int, np.integer)) and not isinstance(trial, bool):
-                self._sync()
-                if int(trial) not in self._trials:
-                    raise ValueError(f"trial: no trial number {trial} in study {self.name!r}")
-                frozen = self._trials[int(trial)]
-                trial = Trial(frozen.number, frozen.trial_id, frozen.params)
-                trial.intermediate_values = dict(self.storage.get_trial(frozen.trial_id)
-                                                 .intermediate_values)
-            elif not isinstance(trial, Trial):
-                raise TypeError(f"trial must be a Trial or a trial number, got {type(trial).__name__}")
-            vals: tuple[float, ...] | None = None
-            if state is not None and not isinstance(state, TrialState):
-                raise TypeError("state must be a TrialState")
-            if isinstance(values, BaseException):
-                state = TrialState.FAIL
-                error = error or "".join(traceback.format_exception_only(type(values), values)).strip()
-            elif state == TrialState.PRUNED:
-                if trial.intermediate_values and len(self.directions) == 1:
-                    vals = (trial.intermediate_values[max(trial.intermediate_values)],)
-            elif state == TrialState.FAIL:
-                error = error or "failed"
-            elif state in (None, TrialState.COMPLETE):
-                try:
-                    vals = check_values(values, len(self.directions))
-                    state = TrialState.COMPLETE
-                except ValueError as exc:
-                    state, error = TrialState.FAIL, str(exc)
-            else:
-                raise ValueError(f"state must be COMPLETE, PRUNED or FAIL, got {state.name}")
-            if state == TrialState.FAIL:
-                logger.warning("trial %d failed: %s", trial.number, error)
+            trial, state, vals, error = self._outcome(trial, values, state, error)
             try:
                 if retry and state == TrialState.FAIL:
                     self.storage.fail_and_requeue(trial.trial_id, error, self.retries)
@@ -457,17 +521,115 @@ class Study:
                 stored = self.storage.get_trial(trial.trial_id)
                 if stored.state != TrialState.FAIL or not (stored.error or "").startswith(STALE_ERROR):
                     raise
-                logger.warning("trial %d was failed as stale by another process (no heartbeat "
-                               "for its grace period); its result is not recorded", trial.number)
-                if self._heartbeat is not None:
-                    self._heartbeat.discard(trial.trial_id)
-                return stored
-            if self._heartbeat is not None:
-                self._heartbeat.discard(trial.trial_id)
-            return FrozenTrial(number=trial.number, trial_id=trial.trial_id, state=state,
-                               params=trial.params, values=vals,
-                               intermediate_values=dict(trial.intermediate_values),
-                               user_attrs=dict(trial.user_attrs), error=error)
+                return self._told_stale(trial, stored)
+            return self._told(trial, state, vals, error)
+
+    def _outcome(self, trial: Trial | int, values: Any, state: TrialState | None,
+                 error: str | None) -> tuple[Trial, TrialState, tuple[float, ...] | None, str | None]:
+        """What ``tell`` stores: the trial, its final state, values and error (the
+        validation of :meth:`tell`, shared with :meth:`tell_batch`)."""
+        if isinstance(trial, (int, np.integer)) and not isinstance(trial, bool):
+            self._sync()
+            if int(trial) not in self._trials:
+                raise ValueError(f"trial: no trial number {trial} in study {self.name!r}")
+            frozen = self._trials[int(trial)]
+            trial = Trial(frozen.number, frozen.trial_id, frozen.params)
+            trial.intermediate_values = dict(self.storage.get_trial(frozen.trial_id)
+                                             .intermediate_values)
+        elif not isinstance(trial, Trial):
+            raise TypeError(f"trial must be a Trial or a trial number, got {type(trial).__name__}")
+        vals: tuple[float, ...] | None = None
+        if state is not None and not isinstance(state, TrialState):
+            raise TypeError("state must be a TrialState")
+        if isinstance(values, BaseException):
+            state = TrialState.FAIL
+            error = error or "".join(traceback.format_exception_only(type(values), values)).strip()
+        elif state == TrialState.PRUNED:
+            if trial.intermediate_values and len(self.directions) == 1:
+                vals = (trial.intermediate_values[max(trial.intermediate_values)],)
+        elif state == TrialState.FAIL:
+            error = error or "failed"
+        elif state in (None, TrialState.COMPLETE):
+            try:
+                vals = check_values(values, len(self.directions))
+                state = TrialState.COMPLETE
+            except ValueError as exc:
+                state, error = TrialState.FAIL, str(exc)
+        else:
+            raise ValueError(f"state must be COMPLETE, PRUNED or FAIL, got {state.name}")
+        if state == TrialState.FAIL:
+            logger.warning("trial %d failed: %s", trial.number, error)
+        return trial, state, vals, error
+
+    def _told_stale(self, trial: Trial, stored: FrozenTrial) -> FrozenTrial:
+        logger.warning("trial %d was failed as stale by another process (no heartbeat "
+                       "for its grace period); its result is not recorded", trial.number)
+        if self._heartbeat is not None:
+            self._heartbeat.discard(trial.trial_id)
+        return stored
+
+    def _told(self, trial: Trial, state: TrialState, vals: tuple[float, ...] | None,
+              error: str | None) -> FrozenTrial:
+        if self._heartbeat is not None:
+            self._heartbeat.discard(trial.trial_id)
+        return FrozenTrial(number=trial.number, trial_id=trial.trial_id, state=state,
+                           params=trial.params, values=vals,
+                           intermediate_values=dict(trial.intermediate_values),
+                           user_attrs=dict(trial.user_attrs), error=error)
+
+    def tell_batch(self, trials: Sequence[Trial | int], values: Sequence[Any] | None = None, *,
+                   states: Sequence[TrialState | None] | None = None,
+                   errors: Sequence[str | None] | None = None,
+                   retry: bool = False) -> list[FrozenTrial]:
+        """Finish several trials in one storage transaction (:meth:`tell` for each).
+
+        Parameters
+        ----------
+        trials : sequence of Trial or int
+            The trials (or their numbers), each at most once.
+        values : sequence, optional
+            One result per trial, as :meth:`tell`'s ``values`` (``None`` where a state
+            says it all, e.g. PRUNED).  Default: all ``None``.
+        states, errors : sequence, optional
+            One ``state`` / ``error`` per trial (``None``: as :meth:`tell`'s default).
+        retry : bool
+            As :meth:`tell`, for every FAIL of the batch.
+
+        Each result is validated as :meth:`tell` does it (a bad value FAILs its trial
+        only).  The whole batch is written in one transaction (one ``BEGIN IMMEDIATE``
+        with :class:`~hpcore.SQLiteStorage`): a trial that was already finished raises
+        ``ValueError`` naming it and none of the batch is stored, except a trial the
+        stale sweep failed meanwhile, which is skipped with a warning (and its stored
+        trial returned) as :meth:`tell` does.  Returns the finished trials in the
+        order given.
+        """
+        trials = list(trials)
+        n = len(trials)
+        for name, seq in (("values", values), ("states", states), ("errors", errors)):
+            if seq is not None and (isinstance(seq, (str, bytes)) or len(seq) != n):
+                raise ValueError(f"{name} must have one entry per trial ({n}), got "
+                                 f"{len(seq) if hasattr(seq, '__len__') else type(seq).__name__}")
+        if not n:
+            return []
+        with self._lock:
+            prepared = [self._outcome(t, None if values is None else values[i],
+                                      None if states is None else states[i],
+                                      None if errors is None else errors[i])
+                        for i, t in enumerate(trials)]
+            ids = [p[0].trial_id for p in prepared]
+            if len(set(ids)) != n:
+                dup = next(p[0].number for i, p in enumerate(prepared) if ids[i] in ids[:i])
+                raise ValueError(f"trials: trial {dup} appears twice in one batch")
+            skipped = set(self.storage.finish_trials(
+                [(t.trial_id, st, v, e, self.retries if retry and st == TrialState.FAIL else None)
+                 for t, st, v, e in prepared]))
+            out = []
+            for i, (t, st, v, e) in enumerate(prepared):
+                if i in skipped:
+                    out.append(self._told_stale(t, self.storage.get_trial(t.trial_id)))
+                else:
+                    out.append(self._told(t, st, v, e))
+            return out
 
     # -- warm starts (issue 15): enqueue, add_trials; the logic is in hpcore._warmstart ---
     def enqueue(self, params: Mapping[str, Any]) -> None:
@@ -643,6 +805,14 @@ def load_study(name: str, storage: BaseStorage | str, *, sampler: BaseSampler | 
     storage.get_study(name)   # StudyNotFound, before anything could be written
     return Study(None, sampler=sampler, pruner=pruner, storage=storage, name=name, seed=seed,
                  **study_options)
+
+
+def _check_budget(budget: Any) -> None:
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
+            raise TypeError(f"budget must be a number, got {type(budget).__name__}")
+        if not budget > 0 or not np.isfinite(budget):
+            raise ValueError(f"budget must be finite and > 0, got {budget}")
 
 
 def _pareto_mask(y: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ derivable from those, so that a resumed study continues where it was.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -75,6 +75,27 @@ class BaseSampler(ABC):
         the unit cube always is).  Raise :class:`StudyExhausted` when there is nothing
         left to propose.
         """
+
+    def sample_batch(self, study: "Study", numbers: Sequence[int]) -> list[dict[str, Any]]:
+        """Return the configurations of trials ``numbers`` (RUNNING, created together by
+        :meth:`Study.ask_batch`, their params not stored yet), in that order.
+
+        The default calls :meth:`sample` for each number.  When the sampler runs out
+        part-way it returns the configurations made so far (:class:`StudyExhausted`
+        only when there is none).  Samplers override this to share work across the
+        batch (one model fit, one mating round); a sampler that looks at pending trials
+        must then account for the batch's earlier configurations itself, since they are
+        stored only after this returns.
+        """
+        out: list[dict[str, Any]] = []
+        for number in numbers:
+            try:
+                out.append(self.sample(study, int(number)))
+            except StudyExhausted:
+                if not out:
+                    raise
+                break
+        return out
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this sampler, JSON-serializable.

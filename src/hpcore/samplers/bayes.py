@@ -438,12 +438,33 @@ class BayesSampler(BaseSampler):
         self._chol = None
         return np.ascontiguousarray(Xl), y[idx], box
 
+    def sample_batch(self, study: "Study", numbers) -> list[dict[str, Any]]:
+        """The configurations of trials ``numbers`` with one model fit: each point is
+        proposed with the batch's earlier points fantasized as pending trials (as
+        RUNNING trials of other workers are) and kept ``pending_radius`` apart.
+
+        The start-up design and the multi-fidelity mode (a rung pruner, too few COMPLETE
+        trials) go trial by trial (:meth:`BaseSampler.sample_batch`)."""
+        numbers = [int(n) for n in numbers]
+        self._sync(study)
+        if self._rungs is not None or len(self._y) < self.n_startup_trials or len(numbers) < 2:
+            return super().sample_batch(study, numbers)
+        self.last_fit_rung, self.last_fit_numbers = None, list(self._numbers)
+        with blas_single_thread():
+            return self._propose_many(study, numbers)
+
     def _propose(self, study: "Study", number: int, X: np.ndarray | None = None,
                  y_raw: np.ndarray | None = None,
                  evaluated: np.ndarray | None = None) -> dict[str, Any]:
-        """Fit on ``(X, y_raw)`` (default: the COMPLETE trials) and maximize the
+        return self._propose_many(study, [number], X, y_raw, evaluated)[0]
+
+    def _propose_many(self, study: "Study", numbers: list[int], X: np.ndarray | None = None,
+                      y_raw: np.ndarray | None = None,
+                      evaluated: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Fit on ``(X, y_raw)`` (default: the COMPLETE trials) once and maximize the
         acquisition away from ``evaluated`` configurations (default ``X``) and pending
-        trials."""
+        trials, once per number; each proposal joins the fantasized pending points of
+        the next."""
         space = study.space
         if X is None:
             X, y = self._X, self._targets()
@@ -451,44 +472,192 @@ class BayesSampler(BaseSampler):
             y = self._targets(y_raw)
         exclude = X if evaluated is None else evaluated
         X, y, box = self._local(X, y)
-        model = self._fit(X, y, number)
+        model = self._fit(X, y, numbers[0])
         nt = self._threads(len(y))
         f_best = float(y.min())
-        pend = [t for t in study.running_trials() if t.number != number and t.params]
-        Xp = np.empty((0, X.shape[1]))
+        batch = set(numbers)
+        pend = [t for t in study.running_trials() if t.number not in batch and t.params]
+        d = X.shape[1]
+        Xp = np.empty((0, d))
+        liar = None if self.pending == "believer" else {
+            "liar_min": y.min(), "liar_mean": y.mean(), "liar_max": y.max()}[self.pending]
         if pend:
             Xp = np.array([self._encode(study, t.params) for t in pend])
-            if self.pending == "believer":
-                yp = gp_predict(model, Xp, n_threads=nt)[0]
-            else:
-                c = {"liar_min": y.min(), "liar_mean": y.mean(), "liar_max": y.max()}[self.pending]
-                yp = np.full(len(Xp), c)
-            # fantasies are noise-free: the posterior variance collapses around them
-            diag = np.full(len(Xp), MIN_NOISE_VAR * model.signal_var + model.jitter)
-            try:
-                model = _append_rows(model, Xp, np.concatenate([y, yp]), diag, nt)
-            except np.linalg.LinAlgError:
-                model = gp_fit(np.vstack([X, Xp]), np.concatenate([y, yp]),
-                               kernel=self.kernel, theta0=model.theta, optimize=False,
-                               n_threads=nt)
+            model = self._fantasize(model, Xp, liar, nt)
             exclude = np.vstack([exclude, Xp])
         _, discrete, blocks = self._layout
         k = min(5, len(y))
         x_best = X[np.argsort(y, kind="stable")[:k]]
+        seen = {self._key_of(r) for r in exclude}
         xs, _ = maximize_acquisition(
             model, kind=self.acquisition, f_best=f_best, beta=self.beta, bounds=box,
             discrete=discrete, categorical=blocks, n_starts=self.n_starts,
             n_raw_samples=self.n_raw_samples, x_best=x_best, exclude=exclude,
-            seed=(self.seed + 7919 * number) % (2 ** 63), return_all=True, n_threads=nt)
-        seen = {self._key_of(r) for r in exclude}
+            seed=(self.seed + 7919 * numbers[0]) % (2 ** 63), return_all=True, n_threads=nt)
+        cfg = None
         for x in xs:
-            cfg = space.decode(x)
-            u = self._encode(study, cfg)
+            c = space.decode(x)
+            u = self._encode(study, c)
             if self._key_of(u) not in seen and self._apart(u, Xp):
-                return cfg
-        # every candidate maps onto an evaluated configuration or next to a pending one:
-        # fall back to quasi-random (only a nearly exhausted finite space can then clash)
-        return self._startup.sample(study, number)
+                cfg = c
+                break
+        if cfg is None:
+            # every candidate maps onto an evaluated configuration or next to a pending
+            # one: fall back to quasi-random (only a nearly exhausted finite space can
+            # then clash)
+            cfg = self._startup.sample(study, numbers[0])
+            u = self._encode(study, cfg)
+        out = [cfg]
+        if len(numbers) > 1:
+            seen.add(self._key_of(u))
+            out += self._greedy_batch(study, numbers[1:], model, f_best, xs, u, box, Xp,
+                                      seen, liar, nt)
+        return out
+
+    def _greedy_batch(self, study: "Study", numbers: list[int], model: GPModel,
+                      f_best: float, optima: np.ndarray, u0: np.ndarray, box, Xp: np.ndarray,
+                      seen: set, liar: float | None, nt: int | None) -> list[dict[str, Any]]:
+        """The rest of a batch after its first point ``u0`` (the acquisition's maximum):
+        sequential kriging believer (or constant liar) over a candidate pool, each
+        accepted point a noise-free fantasy of the next.
+
+        Pool: the maximizer's local optima ``optima``, ``q`` Gaussian perturbations of
+        them (std 0.05 of the box) and ``n_raw_samples`` scrambled Sobol points, snapped
+        to the discrete levels.  One triangular solve gives every candidate's posterior
+        (O(n^2 m)); each fantasy then updates all of them by one rank-one step of the
+        Cholesky factor (O(m (n + f)) for f fantasies so far), so a batch of q costs one
+        acquisition maximization plus O(n^2 m + q m n) instead of q maximizations.
+        """
+        from scipy.linalg import solve_triangular
+        from scipy.special import ndtr
+
+        from hpcore._kernels import gp as _gpk
+        from hpcore._kernels.acquisition import log_h_array
+        from hpcore.kernels._acquisition import _Columns, _sobol
+        from hpcore.kernels._random import normal_streams
+
+        space = study.space
+        _, discrete, blocks = self._layout
+        d = model.X.shape[1]
+        q = len(numbers)
+        cols = _Columns(d, box, discrete, blocks)
+        span = cols.upper - cols.lower
+        seed = (self.seed + 7919 * numbers[0] + 104729) % (2 ** 63)
+        parts = [np.asarray(optima, dtype=np.float64).reshape(-1, d)]
+        if len(parts[0]):
+            eps = normal_streams(int(seed), q, d, stream_offset=1 << 41, n_threads=1)
+            base = parts[0][np.arange(q) % len(parts[0])]
+            parts.append(base + 0.05 * span * eps)
+        if self.n_raw_samples:
+            parts.append(cols.lower + span * _sobol(d, self.n_raw_samples, seed))
+        C = cols.snap(np.vstack(parts))
+        cfgs: list[dict[str, Any] | None] = [None] * len(C)
+        if any(getattr(dist, "condition", None) for dist in space.params.values()):
+            # inactive columns as the GP sees them (imputed): decode + encode each point
+            cfgs = [space.decode(c) for c in C]
+            C = np.array([self._encode(study, c) for c in cfgs])
+        # drop repeats and evaluated/pending configurations
+        keep, kset = [], set()
+        for i, c in enumerate(C):
+            kk = self._key_of(c)
+            if kk not in seen and kk not in kset:
+                kset.add(kk)
+                keep.append(i)
+        C = np.ascontiguousarray(C[keep])
+        cfgs = [cfgs[i] for i in keep]
+        L, sig = model.L, model.signal_var
+        fnoise = MIN_NOISE_VAR * sig + model.jitter
+        Kc = _gpk.kernel_matrix(model.X, C, model.inv_l2, sig, model.kind, nt)      # (n, m)
+        V = solve_triangular(L, Kc, lower=True, check_finite=False)                  # (n, m)
+        b = solve_triangular(L, model.y, lower=True, check_finite=False)             # L^-1 y
+        mu = V.T @ b
+        var = sig - np.einsum("ij,ij->j", V, V)
+        qmax = len(numbers)
+        W = np.empty((qmax, len(C)))       # fantasy rows of every candidate's whitened vector
+        Vf = np.empty((len(b), qmax))      # each fantasy's data part L^-1 k(X, u_j)
+        Lff = np.zeros((qmax, qmax))       # the fantasies' block of the Cholesky factor
+        bf = np.empty(qmax)                # the fantasies' whitened targets
+        Uf = np.empty((qmax, d))
+        pos = {self._key_of(c): i for i, c in enumerate(C)}
+        alive = np.ones(len(C), dtype=bool)
+        out: list[dict[str, Any]] = []
+        u = u0
+        for f, number in enumerate(numbers):
+            # condition on the last accepted point u (a noise-free fantasy, number f)
+            i = pos.get(self._key_of(u))
+            if i is not None:       # a pool candidate: its whitened vector is known
+                vu, wu = V[:, i], W[:f, i]
+            else:
+                ku = _gpk.kernel_matrix(model.X, u[None, :], model.inv_l2, sig, model.kind,
+                                        nt)[:, 0]
+                vu = solve_triangular(L, ku, lower=True, check_finite=False)
+                if f:
+                    kf = _gpk.kernel_matrix(Uf[:f], u[None, :], model.inv_l2, sig, model.kind,
+                                            nt)[:, 0]
+                    wu = solve_triangular(Lff[:f, :f], kf - Vf[:, :f].T @ vu, lower=True,
+                                          check_finite=False)
+                else:
+                    wu = np.empty(0)
+            du = math.sqrt(max(sig + fnoise - vu @ vu - wu @ wu, 1e-12 * sig))
+            mean_u = vu @ b + wu @ bf[:f]
+            yu = mean_u if liar is None else liar
+            bnew = (yu - mean_u) / du
+            kuc = _gpk.kernel_matrix(u[None, :], C, model.inv_l2, sig, model.kind, nt)[0]
+            r = (kuc - vu @ V - wu @ W[:f]) / du
+            W[f] = r
+            Vf[:, f] = vu
+            Lff[f, :f] = wu
+            Lff[f, f] = du
+            bf[f] = bnew
+            Uf[f] = u
+            var = var - r * r
+            mu = mu + r * bnew
+            np.maximum(var, 1e-14 * sig, out=var)
+            sd = np.sqrt(var)
+            z = (f_best - mu) / sd
+            if self.acquisition == "logei":
+                acq = log_h_array(np.ascontiguousarray(z))[0] + np.log(sd)
+            elif self.acquisition == "ei":
+                acq = sd * np.exp(log_h_array(np.ascontiguousarray(z))[0])
+            elif self.acquisition == "ucb":
+                acq = -mu + math.sqrt(self.beta) * sd
+            else:
+                acq = ndtr(z)
+            acq = np.where(alive, acq, -np.inf)
+            cfg = None
+            for i in np.argsort(-acq, kind="stable"):
+                if not alive[i]:
+                    break
+                alive[i] = False
+                c = cfgs[i] if cfgs[i] is not None else space.decode(C[i])
+                cu = self._encode(study, c)
+                kk = self._key_of(cu)
+                if kk not in seen and self._apart(cu, Xp) and self._apart(cu, Uf[:f + 1]):
+                    cfg, u = c, cu
+                    break
+            if cfg is None:      # the pool is used up: quasi-random
+                cfg = self._startup.sample(study, number)
+                u = self._encode(study, cfg)
+            seen.add(self._key_of(u))
+            out.append(cfg)
+        return out
+
+    def _fantasize(self, model: GPModel, Xp: np.ndarray, liar: float | None,
+                   nt: int | None) -> GPModel:
+        """``model`` conditioned on noise-free fantasies at ``Xp`` (kriging believer:
+        the posterior mean; else the constant ``liar``)."""
+        if liar is None:
+            yp = gp_predict(model, Xp, n_threads=nt)[0]
+        else:
+            yp = np.full(len(Xp), liar)
+        # fantasies are noise-free: the posterior variance collapses around them
+        diag = np.full(len(Xp), MIN_NOISE_VAR * model.signal_var + model.jitter)
+        try:
+            return _append_rows(model, Xp, np.concatenate([model.y, yp]), diag, nt)
+        except np.linalg.LinAlgError:
+            return gp_fit(np.vstack([model.X, Xp]), np.concatenate([model.y, yp]),
+                          kernel=self.kernel, theta0=model.theta, optimize=False,
+                          n_threads=nt)
 
     def _apart(self, u: np.ndarray, Xp: np.ndarray) -> bool:
         """Whether ``u`` is farther than ``pending_radius`` from every pending row."""

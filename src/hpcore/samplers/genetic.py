@@ -402,6 +402,27 @@ class GeneticSampler(BaseSampler):
             return self._init.sample(study, number)
         return self._genome.decode(self._breed_new(number))
 
+    def sample_batch(self, study: "Study", numbers) -> list[dict[str, Any]]:
+        """The children of trials ``numbers`` from one population: the study's
+        completed trials are folded in once and the batch is bred from that population
+        (both children of a mating, trials ``2m`` and ``2m + 1``, from the same parents
+        and crossover draws), exactly what ``len(numbers)`` calls of :meth:`sample`
+        give when no trial finishes in between."""
+        numbers = [int(n) for n in numbers]
+        self._update(study)
+        self.last_fit_rung = None
+        if self._rungs is not None:
+            m = self.min_points if self.min_points is not None else len(self._genome.names) + 2
+            if self._cursor < m:
+                return [self._sample_multi_fidelity(study, n, m) for n in numbers]
+        out = []
+        for n in numbers:
+            if n < self._pop_size or len(self._pop_x) < 2:
+                out.append(self._init.sample(study, n))
+            else:
+                out.append(self._genome.decode(self._breed_new(n)))
+        return out
+
     def _sample_multi_fidelity(self, study: "Study", number: int, m: int) -> dict[str, Any]:
         """Breed from the best ``population_size`` trials on the highest rung holding at
         least ``m`` observations (start-up design while none does)."""
