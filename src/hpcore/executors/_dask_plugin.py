@@ -17,17 +17,17 @@ class RunData(WorkerPlugin):
 
     idempotent = False
 
-    def __init__(self, run_id: str, payload: tuple) -> None:
+    def __init__(self, run_id: str, payload: tuple, put, drop) -> None:
+        # ``put`` / ``drop``: the executor's cache functions, pickled by reference (so
+        # this module does not import hpcore.executors.dask, which imports it)
         self.run_id = run_id
         self.payload = payload
+        self._put = put
+        self._drop = drop
         self.name = f"hpcore-run-{run_id}"
 
     def setup(self, worker) -> None:
-        from hpcore.executors import dask as _dask
-
-        _dask._put_run_data(self.run_id, self.payload)
+        self._put(self.run_id, self.payload)
 
     def teardown(self, worker) -> None:
-        from hpcore.executors import dask as _dask
-
-        _dask._drop_run_data(self.run_id)
+        self._drop(self.run_id)

@@ -316,7 +316,8 @@ class DaskExecutor:
         # and Dask cancels every task depending on it).
         from hpcore.executors._dask_plugin import RunData
 
-        plugin = RunData(run_id, (objective_bytes, server.address, server.authkey))
+        plugin = RunData(run_id, (objective_bytes, server.address, server.authkey),
+                         _put_run_data, _drop_run_data)
         runner.client_id = (os.getpid(), socket.gethostname())
         registered = False
         try:
