@@ -20,15 +20,6 @@ LAG = 4
 N_TRIALS = 20
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
-
-
 def _samplers():
     return {"bayes": lambda: hp.BayesSampler(seed=3, n_startup_trials=5),
             "genetic": lambda: hp.GeneticSampler(population_size=6, seed=3)}

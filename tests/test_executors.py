@@ -34,15 +34,6 @@ class ThresholdPruner(BasePruner):
         return value > self.threshold
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
-
-
 @pytest.fixture(params=["processes", "dask"])
 def optimize(request):
     """``optimize(study, objective, **kw)`` on 2 local processes or the Dask cluster."""
