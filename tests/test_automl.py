@@ -19,7 +19,8 @@ from hpcore.automl import (AutoML, available_estimators, build_pipeline,  # noqa
                            caruana_ensemble, pipeline_space)
 from hpcore.automl._metrics import get_metric  # noqa: E402
 from hpcore.automl.defaults import default_configs  # noqa: E402
-from hpcore.automl.estimator import _stages  # noqa: E402
+from hpcore.automl.estimator import (_plan_refit, _row_scale, _stages,  # noqa: E402
+                                     overrun_allowance)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -335,3 +336,76 @@ def test_inline_stage_that_cannot_fit_is_not_started():
     m._run_inline(default_configs(space)[0], Xp, yp, folds, time.monotonic() + 60, {})
     assert m._records[-1]["state"] == "COMPLETE"
     assert sorted(m.study_.trials[1].intermediate_values) == [s for s, _, _ in m._stage_plan]
+
+
+def test_refit_estimate_scales_the_slowest_fold_by_the_estimator_family():
+    assert overrun_allowance(20) == 2.0 and overrun_allowance(60) == pytest.approx(6.0)
+    r = 1000 / 800
+    assert _row_scale("logreg", 1000, 800) == pytest.approx(r)
+    assert _row_scale("svc", 1000, 800) == pytest.approx(r * r)
+    assert _row_scale("rf", 1000, 800) == pytest.approx(r * np.log(1000) / np.log(800))
+    assert _row_scale("rf", 1000, 800) > _row_scale("knn", 1000, 800)
+    m = AutoML(cv=5)
+    m._n_rows, m._n_fold_rows = 1000, 800
+    m._params = {0: {"estimator": "rf"}, 1: {"estimator": "logreg"}}
+    m._fold_fit = {0: 2.0, 1: 0.5}           # the slowest fold's seconds
+    assert m._refit_estimate(0) == pytest.approx(1.3 * 2.0 * _row_scale("rf", 1000, 800))
+    assert m._refit_estimate(1) == pytest.approx(1.3 * 0.5 * r)
+    assert m._refit_estimate(7) == 0.0       # not a completed trial
+
+
+def test_refit_plan_never_starts_a_lead_that_cannot_finish():
+    est = {0: 5.0, 1: 0.5, 2: 3.0, 3: 0.05}
+    ranked = [0, 2, 1, 3]                    # best CV score first
+    # the lead fits in deadline + slack: the chosen model as it is
+    plan, lead, fb = _plan_refit([(0.6, 0), (0.4, 1)], ranked, est, 10.0, 16.0, 1.0, 0.2)
+    assert plan == [(0.6, 0), (0.4, 1)] and lead == 0 and fb == 3
+    # it does not: the heaviest member that does leads (the ensemble loses the other)
+    plan, lead, fb = _plan_refit([(0.6, 0), (0.4, 1)], ranked, est, 10.0, 12.0, 1.0, 0.2)
+    assert plan == [(0.4, 1)] and lead == 1 and fb == 3
+    # no member fits: the best-ranked completed pipeline that does, alone
+    plan, lead, fb = _plan_refit([(1.0, 0)], ranked, est, 10.0, 12.5, 1.0, 0.2)
+    assert plan == [(1.0, 2)] and lead == 2
+    plan, lead, fb = _plan_refit([(1.0, 0)], ranked, est, 10.0, 10.0, 1.0, 0.2)
+    assert plan == [(1.0, 1)] and lead == 1 and fb == 3
+    # nothing fits: the one with the smallest estimate, which is then its own fallback
+    plan, lead, fb = _plan_refit([(1.0, 0)], ranked, est, 10.0, 8.0, 1.0, 0.2)
+    assert plan == [(1.0, 3)] and lead == 3 and fb is None
+    # no cheap pipeline: the fallback is the one with the smallest estimate
+    plan, lead, fb = _plan_refit([(1.0, 0)], [0, 2], {0: 5.0, 2: 3.0}, 0.0, 9.0, 1.0, 0.2)
+    assert lead == 0 and fb == 2
+
+
+def test_refit_stopped_at_the_hard_deadline_falls_back(monkeypatch):
+    """A final refit that hangs in its worker is stopped at time_budget + allowance -
+    0.5 s; the model is then the in-process fallback (or the lead refitted here when it
+    is the cheapest), never a crash or an unbounded wait."""
+    import hpcore.automl._worker as W
+    from hpcore.automl._worker import fork_safe
+
+    if not fork_safe():
+        pytest.skip("needs forked workers (Linux, no other thread)")
+    X, y = _data("classification", n=120, d=6)
+    parent, real = os.getpid(), W.fit_predict
+
+    def hang_on_refit(params, Xf, yf, *a, **k):
+        if os.getpid() != parent and len(Xf) == len(X):
+            time.sleep(120)                  # the refit on all rows, in a worker
+        return real(params, Xf, yf, *a, **k)
+
+    monkeypatch.setattr(W, "fit_predict", hang_on_refit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = AutoML(time_budget=4, cv=3, estimators=["logreg", "knn", "rf"],
+                   ensemble=False).fit(X, y)
+    stopped = [r for r in m.refits_ if r["state"] == "stopped at the hard deadline"]
+    fallback = [r for r in m.refits_ if r["state"] == "fallback"]
+    assert len(stopped) == 1 and len(fallback) == 1, m.refits_
+    assert m.fit_time_ <= 4 + overrun_allowance(4) + 1.0
+    assert m.predict(X).shape == (len(X),) and m.score(X, y) > 0.5
+    chosen = fallback[0]["number"]
+    assert [p for _, p in m.ensemble_] == [m.study_.trials[chosen].params]
+    if chosen != stopped[0]["number"]:
+        assert any(issubclass(w.category, RuntimeWarning) and "did not fit" in
+                   str(w.message) for w in caught)
+        assert m.best_params_ == m.study_.trials[chosen].params

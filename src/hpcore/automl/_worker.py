@@ -5,7 +5,9 @@ evaluates one pipeline at a time, stage by stage (a training subsample of the fi
 fold, then each full fold).  After each stage it sends ``("report", step, value,
 fit_seconds)`` and waits for the parent's verdict (``True``: go on, ``False``: stop);
 after the last one it sends ``("done", fold_scores, oof, fit_seconds)``.  A pipeline
-error sends ``("error", traceback)``.  Because the evaluation lives in its own
+error sends ``("error", traceback)``.  ``("refit", params)`` fits the pipeline on all the
+rows and sends ``("fitted", pipeline, fit_seconds)`` (the final refit, which the parent
+stops at its hard deadline by terminating the process).  Because the evaluation lives in its own
 process, the parent can abandon it at the time budget by terminating the process.
 """
 from __future__ import annotations
@@ -87,6 +89,14 @@ def _worker_main(conn, X, y, folds, task, n_classes, seed, impute, metric) -> No
                 return
             if msg is None:
                 return
+            if msg[0] == "refit":
+                try:
+                    pipe, _, fit_s = fit_predict(msg[1], X, y, X[:1], task, n_classes, seed,
+                                                 impute)
+                    conn.send(("fitted", pipe, fit_s))
+                except Exception:  # noqa: BLE001 - reported to the parent
+                    conn.send(("error", traceback.format_exc(limit=6)))
+                continue
             _, params, stages = msg
             try:
                 oof = None
@@ -135,6 +145,10 @@ class Worker:
     def submit(self, job, params, stages) -> None:
         self.job = job
         self.conn.send(("eval", params, stages))
+
+    def refit(self, job, params) -> None:
+        self.job = job
+        self.conn.send(("refit", params))
 
     def kill(self) -> None:
         try:

@@ -20,7 +20,10 @@ pipelines are evaluated in-process, stage by stage within the time left), so a t
 would overrun the wall-clock ``time_budget`` is stopped by terminating its process, and a
 trial is not started when the fit times seen so far say its first stage cannot finish
 in time.  Time is reserved for the final refit on all the data, estimated from the
-chosen pipeline's fold fit times.  An optional greedy ensemble (Caruana et al. 2004)
+chosen pipeline's slowest fold fit scaled to all the rows by its estimator family's
+growth (:func:`_row_scale`).  The refit runs in a worker too, under a hard deadline
+(``time_budget`` plus :func:`overrun_allowance` minus a cleanup margin): see
+:meth:`AutoML._finish` for what replaces a refit that does not fit.  An optional greedy ensemble (Caruana et al. 2004)
 over the out-of-fold predictions of the best pipelines replaces the single best
 pipeline when it scores higher.
 """
@@ -53,6 +56,15 @@ __all__ = ["AutoML", "search"]
 _NOT_INLINE_SMALL = frozenset({"mlp"})
 _INLINE_MAX_CELLS = 500_000
 _INLINE_MAX_ROWS = 5000
+
+#: Fit time against rows: ~ n log n for tree ensembles and boosters, ~ n^2 for kernel
+#: SVMs, ~ n for the rest (linear models, KNN, MLP at a fixed number of epochs).
+_NLOGN = frozenset({"rf", "et", "hgb", "lgbm", "xgb"})
+_QUADRATIC = frozenset({"svc", "svr"})
+#: Margin on the refit estimate (slowest fold fit, scaled by rows).
+_REFIT_MARGIN = 1.3
+#: Seconds kept after the hard refit deadline for stopping workers and assembling.
+_CLEANUP_S = 0.5
 
 #: Training rows per fold from which the subsample rungs are used.
 SUBSAMPLE_MIN_ROWS = 2000
@@ -96,6 +108,57 @@ def _stages(n_train_fold: int, cv: int) -> list[tuple[int | None, int, int | Non
         steps[i] = last = s
     steps[-1] = max(_MAX_STEP, steps[-1])
     return [(s, f, n) for s, (_, f, n) in zip(steps, out)]
+
+
+def overrun_allowance(time_budget: float) -> float:
+    """The overrun :meth:`AutoML.fit` is built to stay within: ``max(10%, 2 s)``."""
+    return max(0.1 * float(time_budget), 2.0)
+
+
+def _row_scale(name: str, n_all: int, n_fold: int) -> float:
+    """Factor from a fit on ``n_fold`` rows to one on ``n_all`` rows for estimator
+    ``name``: ``r = n_all / n_fold``; ``r * log(n_all) / log(n_fold)`` for tree
+    ensembles and boosters (n log n), ``r ** 2`` for kernel SVMs, ``r`` otherwise."""
+    n_fold = max(2, int(n_fold))
+    r = max(1.0, n_all / n_fold)
+    if name in _QUADRATIC:
+        return r * r
+    if name in _NLOGN:
+        return r * max(1.0, math.log(max(n_all, 2)) / math.log(n_fold))
+    return r
+
+
+def _plan_refit(members: list, ranked: list, est: Mapping[int, float], now: float,
+                deadline: float, slack: float, cheap: float):
+    """Which pipelines the final refit fits, before any is started.
+
+    ``members``: the chosen model's ``[(weight, number), ...]``, heaviest first;
+    ``ranked``: every completed trial's number, best CV score first; ``est``: refit
+    seconds per number.  The lead (the heaviest member, the best pipeline when no
+    ensemble was chosen) is kept when ``now + est <= deadline + slack``; else the
+    heaviest member that fits, else the best-ranked completed pipeline that fits (the
+    model becomes that single pipeline), else the one with the smallest estimate.
+    The fallback, fitted in-process only if the lead's refit has not finished near the
+    hard deadline, is the best-ranked pipeline whose estimate is at most ``cheap``
+    seconds (else the one with the smallest estimate); ``None`` when it is the lead.
+
+    Returns ``(members, lead, fallback)``: the members to fit, lead first (the others
+    are each started only when they fit before ``deadline``)."""
+    fits = [n for n in ranked if now + est[n] <= deadline + slack]
+    member_fits = [(w, n) for w, n in members if now + est[n] <= deadline + slack]
+    if now + est[members[0][1]] <= deadline + slack:
+        plan = list(members)
+    elif member_fits:
+        plan = member_fits
+    elif fits:
+        plan = [(1.0, fits[0])]
+    else:
+        plan = [(1.0, min(ranked, key=lambda n: (est[n], ranked.index(n))))]
+    lead = plan[0][1]
+    cheap_ones = [n for n in ranked if est[n] <= cheap]
+    fallback = cheap_ones[0] if cheap_ones else min(
+        ranked, key=lambda n: (est[n], ranked.index(n)))
+    return plan, lead, (None if fallback == lead else fallback)
 
 
 def _check_int(name: str, v: Any, lo: int) -> int:
@@ -223,6 +286,9 @@ class AutoML:
         Class labels (classification).
     overrun_ : float
         Seconds :meth:`fit` took beyond ``time_budget`` (negative: under it).
+    refits_ : list of dict
+        The final refits: trial number, pipeline, ``state`` ("fitted", "fallback",
+        "stopped at the hard deadline", "not started", "FAIL") and seconds.
     """
 
     def __init__(self, task: str = "classification", time_budget: float = 60, metric=None,
@@ -359,7 +425,8 @@ class AutoML:
                                name=self.study_name)
         folds = self._folds(X, y)
         self._folds_ = folds
-        self._stage_plan = _stages(min(len(tr) for tr, _ in folds), self.cv)
+        self._n_fold_rows = min(len(tr) for tr, _ in folds)
+        self._stage_plan = _stages(self._n_fold_rows, self.cv)
         self._oof: dict[int, np.ndarray] = {}
         self._fold_fit: dict[int, float] = {}
         self._records: list[dict] = []
@@ -378,9 +445,14 @@ class AutoML:
         return int(self.n_jobs)
 
     def _refit_estimate(self, number: int) -> float:
-        """Seconds a refit on all rows should take: the mean full-fold fit time scaled
-        by ``cv / (cv - 1)`` (rows), with a 30% margin."""
-        return 1.3 * self._fold_fit.get(number, 0.0) * self.cv / (self.cv - 1)
+        """Seconds a refit on all rows should take: the slowest full-fold fit, scaled to
+        all the rows by the estimator family's growth (:func:`_row_scale`), with a 30%
+        margin."""
+        if number not in self._fold_fit:
+            return 0.0
+        name = self._params[number]["estimator"]
+        return (_REFIT_MARGIN * self._fold_fit[number]
+                * _row_scale(name, self._n_rows, self._n_fold_rows))
 
     def _reserve(self) -> float:
         best = self._best_number()
@@ -404,6 +476,8 @@ class AutoML:
         forked = ctx.get_start_method() == "fork"
         n_workers = self._n_workers()
         args = (X, y, folds, self.task, self._n_classes, self.seed, self._impute, self.metric)
+        self._worker_args = args
+        self._spare: list[Worker] = []
         first_stage: dict[str, list[float]] = {}
         # Workers are forked where that is safe (milliseconds: see fork_safe); else they
         # start in a thread (a process start blocks until the fork server has imported
@@ -470,8 +544,10 @@ class AutoML:
                 if w.job is not None:
                     self._abandon(w.job, "stopped at the time budget")
                     w.kill()
+                elif w.proc.is_alive():
+                    self._spare.append(w)          # kept for the final refit
                 else:
-                    w.close()
+                    w.kill()
 
     def _run_inline(self, params: dict, X, y, folds, end: float,
                     first_stage: dict) -> None:
@@ -531,7 +607,7 @@ class AutoML:
             n = trial.number
             self._oof[n], self._value[n] = oof, value
             self._params[n] = dict(params)
-            self._fold_fit[n] = float(np.mean(full))
+            self._fold_fit[n] = float(np.max(full))
         self._record(trial, frozen.state.name, value, sum(fits), _MAX_STEP)
 
     def _stop_inline(self, trial, fits, why: str) -> None:
@@ -616,7 +692,14 @@ class AutoML:
                 self._oof[n] = oof
                 self._value[n] = value
                 self._params[n] = dict(job.params)
-                self._fold_fit[n] = float(np.mean(full))
+                self._fold_fit[n] = float(np.max(full))
+                # import its estimator's modules here (while the worker runs the next
+                # trial), so a worker forked for the final refit does not import them
+                try:
+                    build_pipeline(job.params, self.task, self._n_rows, args[0].shape[1],
+                                   seed=self.seed, impute=self._impute)
+                except Exception:  # noqa: BLE001 - an optimization only
+                    pass
             self._record(job.trial, frozen.state.name, value, sum(fits), job.stages[-1][0])
             w.job = None
         elif kind == "error":
@@ -666,24 +749,29 @@ class AutoML:
                 members = sorted([(float(wi), n) for wi, n in zip(w, ranked) if wi > 0],
                                  key=lambda m: (-m[0], m[1]))
                 self.ensemble_score_ = s
-        # refit the members, heaviest first, while the estimates fit in the budget
-        fitted, kept = [], []
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(self._n_workers()):
-            for wi, n in members:
-                if fitted and time.monotonic() + self._refit_estimate(n) > self._deadline:
-                    continue
-                pipe, _, _ = fit_predict(trials[n].params, X, y, X[:1], self.task,
-                                         self._n_classes, self.seed, self._impute)
-                fitted.append(pipe)
-                kept.append((wi, n))
-        if len(kept) < len(members):          # some members did not fit in the budget
+        plan, fitted_by_n = self._refit_members(X, y, members, trials)
+        kept = [(wi, n) for wi, n in plan if n in fitted_by_n]
+        if not kept:                          # only the fallback (or nothing) was fitted
+            if not fitted_by_n:
+                raise RuntimeError("the final refit failed for every pipeline tried: "
+                                   + "; ".join(f"{r['pipeline']}: {r['state']}"
+                                               for r in self.refits_))
+            kept = [(1.0, next(iter(fitted_by_n)))]
+        fitted = [fitted_by_n[n] for _, n in kept]
+        if [n for _, n in kept] != [n for _, n in members]:
+            # the model is not the one chosen (members dropped or replaced): its score
+            # is that of the kept members' out-of-fold average
             wts = np.array([wi for wi, _ in kept])
-            preds = [self._oof[n] for _, n in kept]
-            avg = sum(wi * p for wi, p in zip(wts / wts.sum(), preds))
+            avg = sum(wi * self._oof[n] for wi, (_, n) in zip(wts / wts.sum(), kept))
             self.ensemble_score_ = float(self._score_fn(y, avg))
-            members = [(wi / wts.sum(), n) for wi, n in kept]
+            if members[0][1] not in [n for _, n in kept]:
+                warnings.warn(
+                    f"the final refit of {_describe(trials[members[0][1]].params)} did "
+                    f"not fit in time_budget={self.time_budget} s plus "
+                    f"{overrun_allowance(self.time_budget):g} s; the model is "
+                    + " + ".join(_describe(trials[n].params) for _, n in kept)
+                    + " instead", RuntimeWarning, stacklevel=3)
+            members = [(wi / wts.sum(), n) for wi, (_, n) in zip(wts, kept)]
         else:
             members = kept
         weights = np.array([wi for wi, _ in members])
@@ -697,6 +785,129 @@ class AutoML:
         self.best_params_ = dict(trials[self._members[ib]].params)
         self.best_score_ = self._value[self._members[ib]]
         self.n_features_in_ = X.shape[1]
+
+    def _refit_members(self, X, y, members: list, trials: dict):
+        """Fit the chosen members on all the rows, within the overrun allowance.
+
+        The plan comes from :func:`_plan_refit` (estimates: :meth:`_refit_estimate`,
+        slack: half the :func:`overrun_allowance`): a lead whose refit is not expected
+        to finish by ``deadline + slack`` is replaced by the best pipeline that is.
+        Each refit runs in a worker process (the search's idle workers, else a forked
+        one) with a hard deadline ``time_budget + overrun_allowance - 0.5 s``: a refit
+        still running then is stopped by terminating its process and its member is
+        dropped.  If the lead has not finished ``2 x`` the fallback's estimate before
+        that deadline, the fallback (a cheap, well-ranked pipeline) is fitted in this
+        process meanwhile, so a model exists when the lead is stopped.  Where no worker
+        can be had (no idle one, and forking is unsafe), the refits run in this process,
+        each started only when its estimate fits (the old rule, not bounded).
+
+        Returns ``(plan, {number: fitted pipeline})``."""
+        budget = float(self.time_budget)
+        allow = overrun_allowance(budget)
+        ranked = sorted(self._oof, key=lambda n: (-self._value[n], n))
+        est = {n: self._refit_estimate(n) for n in ranked}
+        plan, lead, fallback = _plan_refit(members, ranked, est, time.monotonic(),
+                                           self._deadline, 0.5 * allow,
+                                           max(0.2, 0.1 * allow))
+        hard = self._deadline + allow - _CLEANUP_S
+        self.refits_: list[dict] = []
+        fitted: dict[int, Any] = {}
+
+        def log(n, state, secs):
+            self.refits_.append({"number": n, "pipeline": _describe(trials[n].params),
+                                 "state": state, "seconds": float(secs),
+                                 "estimate": float(est[n])})
+
+        def fit_here(n, state="fitted"):
+            t = time.monotonic()
+            try:
+                fitted[n], _, _ = fit_predict(trials[n].params, X, y, X[:1], self.task,
+                                              self._n_classes, self.seed, self._impute)
+                log(n, state, time.monotonic() - t)
+            except Exception:  # noqa: BLE001 - a member that fails is dropped
+                log(n, "FAIL", time.monotonic() - t)
+
+        from threadpoolctl import threadpool_limits
+
+        idle = [w for w in getattr(self, "_spare", []) if w.proc.is_alive()]
+        self._spare = []
+        can_fork = bool(idle) or fork_safe()
+        pending = [n for _, n in plan]
+        running: dict[Worker, tuple[int, float]] = {}
+        try:
+            if not can_fork:
+                with threadpool_limits(self._n_workers()):
+                    for n in pending:
+                        if n != lead and time.monotonic() + est[n] > self._deadline:
+                            log(n, "not started", 0.0)
+                            continue
+                        fit_here(n)
+                if not fitted:
+                    fit_here(fallback if fallback is not None else lead, "fallback")
+                return plan, fitted
+            tried_fallback = fallback is None
+            while pending or running:
+                now = time.monotonic()
+                while pending:
+                    n = pending[0]
+                    if n != lead and now + est[n] > self._deadline:
+                        pending.pop(0)
+                        log(n, "not started", 0.0)
+                        continue
+                    if idle:
+                        w = idle.pop()
+                    elif len(running) < self._n_workers() and fork_safe():
+                        w = Worker(make_context(fork=True), *self._worker_args)
+                    else:
+                        break
+                    pending.pop(0)
+                    w.refit(n, trials[n].params)
+                    running[w] = (n, now)
+                if not running:
+                    break
+                until = hard
+                if not tried_fallback and lead not in fitted:
+                    until = min(hard, hard - 2.0 * est[fallback] - 0.1)
+                ready = mpc.wait([w.conn for w in running],
+                                 timeout=max(0.0, until - time.monotonic()))
+                for w in list(running):
+                    if w.conn not in ready:
+                        continue
+                    n, started = running.pop(w)
+                    try:
+                        msg = w.conn.recv()
+                    except (EOFError, OSError):
+                        w.kill()
+                        log(n, "FAIL", time.monotonic() - started)
+                        continue
+                    if msg[0] == "fitted":
+                        fitted[n] = msg[1]
+                        log(n, "fitted", msg[2])
+                    else:
+                        log(n, "FAIL", time.monotonic() - started)
+                    idle.append(w)
+                if ready:
+                    continue
+                if time.monotonic() >= hard:
+                    for w, (n, started) in running.items():
+                        w.kill()
+                        log(n, "stopped at the hard deadline", time.monotonic() - started)
+                    running = {}
+                    break
+                if not tried_fallback and lead not in fitted and time.monotonic() >= until:
+                    tried_fallback = True
+                    if fallback not in fitted:
+                        with threadpool_limits(1):
+                            fit_here(fallback, "fallback")
+            if not fitted:                   # nothing finished: the last resort, unbounded
+                with threadpool_limits(1):
+                    fit_here(fallback if fallback is not None else lead, "fallback")
+        finally:
+            for w in running:
+                w.kill()
+            for w in idle:
+                w.kill()
+        return plan, fitted
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self) -> None:
