@@ -23,9 +23,9 @@ in time.  Time is reserved for the final refit on all the data, estimated from t
 chosen pipeline's slowest fold fit scaled to all the rows by its estimator family's
 growth (:func:`_row_scale`).  The refit runs in a worker too, under a hard deadline
 (``time_budget`` plus :func:`overrun_allowance` minus a cleanup margin): see
-:meth:`AutoML._finish` for what replaces a refit that does not fit.  An optional greedy ensemble (Caruana et al. 2004)
-over the out-of-fold predictions of the best pipelines replaces the single best
-pipeline when it scores higher.
+:meth:`AutoML._refit_members` for what replaces a refit that does not fit.  An
+optional greedy ensemble (Caruana et al. 2004) over the out-of-fold predictions of the
+best pipelines replaces the single best pipeline when it scores higher.
 """
 from __future__ import annotations
 
