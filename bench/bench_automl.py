@@ -65,7 +65,9 @@ def run_one(method: str, name: str, seed: int, budget: float) -> dict:
         m = AutoML(task=task, time_budget=budget, n_jobs=1, seed=seed).fit(Xtr, ytr)
         elapsed = time.monotonic() - t0
         info = {"pipeline": " + ".join(_desc(p) for _, p in m.ensemble_),
-                "n_trials": len(m.leaderboard_), "cv_score": m.best_score_}
+                "n_trials": len(m.leaderboard_), "cv_score": m.best_score_,
+                "refits": [f"{r['pipeline']}: {r['state']} {r['seconds']:.2f}/"
+                           f"{r['estimate']:.2f} s" for r in getattr(m, "refits_", [])]}
         pred = m.predict(Xte)
     elif method == "flaml":
         import logging
