@@ -41,6 +41,8 @@ from hpcore.trial import FrozenTrial, TrialState
 __all__ = ["BaseStorage", "InMemoryStorage", "SQLiteStorage", "get_storage", "StudyNotFound",
            "StorageVersionError", "NewTrial", "STALE_ERROR"]
 
+_RUNNING = TrialState.RUNNING
+
 #: How the error of a trial failed by the stale sweep begins.
 STALE_ERROR = "stale: process gone"
 
@@ -428,18 +430,89 @@ class InMemoryStorage(BaseStorage):
 
     def create_trial(self, study_id, system_attrs=None):
         with self._lock:
-            meta = self._study_meta[study_id]
+            t = self._new_trial(study_id, system_attrs)
+            return t.trial_id, t.number, t.datetime_start
+
+    def _new_trial(self, study_id: int, system_attrs: dict | None) -> FrozenTrial:
+        """Append a RUNNING trial (caller holds the lock); returns the stored object."""
+        meta = self._study_meta[study_id]
+        number = meta["n"]
+        meta["n"] = number + 1
+        trials = self._trials
+        tid = len(trials)
+        now = time.time()
+        t = FrozenTrial(number, tid, _RUNNING, {}, None, {}, now, None, {},
+                        dict(system_attrs) if system_attrs else {}, None)
+        trials.append(t)
+        self._study_of.append(study_id)
+        self._heartbeat[tid] = now
+        meta["seq"] += 1
+        self._log[study_id].append(tid)
+        return t
+
+    # -- the Study's fast path (exactly InMemoryStorage: see Study._mem) -----------------
+    # Study.ask / tell write through these when nothing else changed the study since the
+    # Study's cursor: the Study then applies its own change to its cache and moves its
+    # cursor past it, instead of reading the change back through trials_since.  Each one
+    # does what the public method does (same checks, same log entries).
+    def _fast_start(self, study_id: int, cursor: int,
+                    system_attrs: dict | None) -> FrozenTrial | None:
+        """``start_trial(study_id, system_attrs, take_queued=True)`` when the study's log
+        is at ``cursor`` and its queue is empty (else ``None``, nothing done): the stored
+        RUNNING trial (the caller must not change it)."""
+        with self._lock:
+            log = self._log[study_id]
+            if len(log) != cursor or self._queue[study_id]:
+                return None
+            meta = self._study_meta[study_id]       # as _new_trial, inline
             number = meta["n"]
-            meta["n"] += 1
-            tid = len(self._trials)
+            meta["n"] = number + 1
+            trials = self._trials
+            tid = len(trials)
             now = time.time()
-            self._trials.append(FrozenTrial(number=number, trial_id=tid, state=TrialState.RUNNING,
-                                            params={}, datetime_start=now,
-                                            system_attrs=dict(system_attrs or {})))
+            t = FrozenTrial(number, tid, _RUNNING, {}, None, {}, now, None, {},
+                            dict(system_attrs) if system_attrs else {}, None)
+            trials.append(t)
             self._study_of.append(study_id)
             self._heartbeat[tid] = now
-            self._bump(study_id, tid)
-            return tid, number, now
+            meta["seq"] += 1
+            log.append(tid)
+            return t
+
+    def _fast_set_params(self, trial_id: int, params: dict, cursor: int) -> tuple[dict, bool]:
+        """``set_trial_params``; returns the stored params and whether the study's log was
+        at ``cursor`` before this change (so ``cursor + 1`` is after it)."""
+        with self._lock:
+            t = self._trials[trial_id] if 0 <= trial_id < len(self._trials) else None
+            if t is None or t.state != _RUNNING:
+                t = self._running(trial_id)     # raises as set_trial_params does
+            sid = self._study_of[trial_id]
+            log = self._log[sid]
+            at = len(log) == cursor
+            t.params = stored = dict(params)
+            self._study_meta[sid]["seq"] += 1
+            log.append(trial_id)
+            return stored, at
+
+    def _fast_finish(self, trial_id: int, state: TrialState, values: tuple[float, ...] | None,
+                     error: str | None, cursor: int) -> tuple[FrozenTrial, bool]:
+        """``finish_trial``; returns the stored (finished, shared) trial and whether the
+        study's log was at ``cursor`` before this change."""
+        with self._lock:
+            t = self._trials[trial_id] if 0 <= trial_id < len(self._trials) else None
+            if t is None or t.state != _RUNNING:
+                t = self._running(trial_id)     # raises as finish_trial does
+            sid = self._study_of[trial_id]
+            log = self._log[sid]
+            at = len(log) == cursor
+            t.state = state if type(state) is TrialState else TrialState(state)
+            t.values = values if values is None or type(values) is tuple else tuple(values)
+            t.error = error
+            t.datetime_complete = time.time()
+            self._heartbeat.pop(trial_id, None)
+            self._study_meta[sid]["seq"] += 1
+            log.append(trial_id)
+            return t, at
 
     def start_trial(self, study_id, system_attrs=None, params=None, *, take_queued=False,
                     budget=None):
@@ -572,9 +645,10 @@ class InMemoryStorage(BaseStorage):
             return tid, number
 
     def _get(self, trial_id: int) -> FrozenTrial:
-        if not 0 <= trial_id < len(self._trials) or self._trials[trial_id] is None:
+        t = self._trials[trial_id] if 0 <= trial_id < len(self._trials) else None
+        if t is None:
             raise KeyError(f"no trial with trial_id {trial_id}")
-        return self._trials[trial_id]
+        return t
 
     def _replaced(self, t: FrozenTrial) -> FrozenTrial:
         """The stored trial to change: a finished one may be shared with a study's cache
@@ -587,7 +661,7 @@ class InMemoryStorage(BaseStorage):
 
     def _running(self, trial_id: int) -> FrozenTrial:
         t = self._get(trial_id)
-        if t.state != TrialState.RUNNING:
+        if t.state != _RUNNING:
             raise ValueError(f"trial {t.number} is already finished ({t.state.name})")
         return t
 
@@ -623,8 +697,8 @@ class InMemoryStorage(BaseStorage):
     def finish_trial(self, trial_id, state, values, error=None):
         with self._lock:
             t = self._running(trial_id)
-            t.state = TrialState(state)
-            t.values = tuple(values) if values is not None else None
+            t.state = state if type(state) is TrialState else TrialState(state)
+            t.values = values if values is None or type(values) is tuple else tuple(values)
             t.error = error
             t.datetime_complete = time.time()
             self._heartbeat.pop(trial_id, None)
@@ -633,6 +707,8 @@ class InMemoryStorage(BaseStorage):
     def trials_since(self, study_id, seq):
         with self._lock:
             log = self._log[study_id]
+            if seq >= len(log):
+                return [], len(log)
             seen: set[int] = set()
             out = []
             # newest change last, as SQLite's ORDER BY seq gives it
@@ -645,7 +721,7 @@ class InMemoryStorage(BaseStorage):
                     # a finished trial is never changed in place (a change replaces the
                     # object: _replaced), so the study's cache shares it; a RUNNING one
                     # is copied (reports go on changing it)
-                    out.append(t if t.state != TrialState.RUNNING else _copy_trial(t))
+                    out.append(t if t.state != _RUNNING else _copy_trial(t))
             out.reverse()
             return out, len(log)
 

@@ -24,8 +24,8 @@ from hpcore.pruners.base import BasePruner
 from hpcore.samplers.base import BaseSampler, StudyExhausted
 from hpcore.samplers.random import RandomSampler
 from hpcore.space import Space
-from hpcore.storage import (STALE_ERROR, BaseStorage, StudyNotFound, check_batch_size,
-                             get_storage)
+from hpcore.storage import (STALE_ERROR, BaseStorage, InMemoryStorage, StudyNotFound,
+                             check_batch_size, get_storage)
 from hpcore.trial import FrozenTrial, Trial, TrialPruned, TrialState, check_values
 
 __all__ = ["Study", "load_study"]
@@ -34,6 +34,8 @@ logger = logging.getLogger("hpcore")
 
 _DIRECTIONS = ("minimize", "maximize")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+_RUNNING, _COMPLETE, _PRUNED, _FAIL = (TrialState.RUNNING, TrialState.COMPLETE,
+                                       TrialState.PRUNED, TrialState.FAIL)
 ObjectiveFn = Callable[[Trial], Any]
 Callback = Callable[["Study", FrozenTrial], None]
 
@@ -148,7 +150,12 @@ class Study:
         self._finished: list[FrozenTrial] = []
         self._running: dict[int, FrozenTrial] = {}
         self._best: FrozenTrial | None = None
+        self._pend: FrozenTrial | None = None   # see _ask_mem
+        self._pend_end = 0
         self._sign = [1.0 if d == "minimize" else -1.0 for d in self.directions]
+        # exactly an InMemoryStorage (a subclass may override what the fast path skips):
+        # ask / tell apply their own changes to the cache (see _ask_mem)
+        self._mem = type(self.storage) is InMemoryStorage
 
     def __repr__(self) -> str:
         return (f"Study(name={self.name!r}, directions={self.directions}, sampler={self.sampler!r}, "
@@ -157,26 +164,39 @@ class Study:
     # -- cache --------------------------------------------------------------------------
     def _sync(self) -> None:
         """Bring the cache up to date with storage (only what changed is read)."""
+        t = self._pend
+        if t is not None:   # log entries cursor .. _pend_end - 1: this trial, asked here
+            self._pend = None
+            if t.state == _RUNNING:
+                self._trials[t.number] = self._running[t.number] = FrozenTrial(
+                    t.number, t.trial_id, _RUNNING, t.params, None,
+                    dict(t.intermediate_values), t.datetime_start, None, dict(t.user_attrs),
+                    dict(t.system_attrs), None)
+            self._cursor = self._pend_end    # what changed it since is read below
         changed, top = self.storage.trials_since(self._study_id, self._cursor)
         self._cursor = top
         for t in changed:
             self._absorb(t)
 
     def _absorb(self, t: FrozenTrial) -> None:
-        prev = self._trials.get(t.number)
-        self._trials[t.number] = t
-        if t.state == TrialState.RUNNING:
-            self._running[t.number] = t
+        number, state = t.number, t.state
+        prev = self._trials.get(number)
+        self._trials[number] = t
+        if state == _RUNNING:
+            self._running[number] = t
             return
-        self._running.pop(t.number, None)
-        if t.state in _FINISHED and (prev is None or prev.state not in _FINISHED):
+        self._running.pop(number, None)
+        if state == _COMPLETE:
+            if prev is None or prev.state != _COMPLETE:
+                if prev is None or prev.state != _PRUNED:
+                    self._finished.append(t)
+                self._completed.append(t)
+                if len(self._sign) == 1:
+                    best = self._best
+                    if best is None or self._sign[0] * t.values[0] < self._sign[0] * best.values[0]:
+                        self._best = t
+        elif state == _PRUNED and (prev is None or prev.state not in _FINISHED):
             self._finished.append(t)
-        if t.state == TrialState.COMPLETE and (prev is None or prev.state != TrialState.COMPLETE):
-            self._completed.append(t)
-            if len(self.directions) == 1 and (
-                    self._best is None
-                    or self._sign[0] * t.values[0] < self._sign[0] * self._best.values[0]):
-                self._best = t
 
     def completed_trials(self) -> list[FrozenTrial]:
         """COMPLETE trials in completion order.  The list is the study's cache: read it,
@@ -266,6 +286,12 @@ class Study:
         storing the trial fails (e.g. a full disk), the error is raised and no half-made
         trial is left behind.
         """
+        if params is None and self._mem:
+            return self._ask_mem(budget)
+        return self._ask_stored(params, budget)
+
+    def _ask_stored(self, params: Mapping[str, Any] | None, budget: float | None) -> Trial:
+        """:meth:`ask` through the storage's public methods (any storage)."""
         if params is not None:
             params = self.space.validate(params)
         _check_budget(budget)
@@ -285,7 +311,7 @@ class Study:
                 try:
                     params = self.sampler.sample(self, number)
                 except StudyExhausted:
-                    self._abandon(tid, None)
+                    self._abandon(tid, None, number)
                     raise
                 except BaseException as exc:
                     self._abandon(tid, f"sampler failed: {type(exc).__name__}: {exc}")
@@ -293,10 +319,67 @@ class Study:
                 try:
                     self.storage.set_trial_params(tid, params)
                 except BaseException:
-                    self._abandon(tid, None)
+                    self._abandon(tid, None, number)
                     raise
         return Trial(number, tid, params, reporter=self.report, attr_setter=self.set_user_attr,
                      budget=budget)
+
+    def _ask_mem(self, budget: float | None) -> Trial:
+        """:meth:`ask` without ``params`` on exactly an :class:`InMemoryStorage`.
+
+        The same steps, but when no other writer changed the study since the cache's
+        cursor (the storage checks it under its lock), the study does not read its own
+        changes back: it notes them (``_pend``: log entries ``cursor .. _pend_end - 1``
+        are this trial's creation and params) and :meth:`tell` moves the cursor past
+        them and the trial's finish at once, sharing the stored finished trial as
+        ``trials_since`` would.  Anything that reads the cache first (:meth:`_sync`)
+        puts the RUNNING trial in it as its own snapshot, as ``trials_since`` copies a
+        RUNNING trial.  A queued configuration goes the general way.
+        """
+        if budget is not None:
+            _check_budget(budget)
+        storage = self.storage
+        with self._lock:
+            if self._heartbeat is None and self._hb_interval is not None:
+                self._start_heartbeat()
+            attrs = None if budget is None else {"budget": budget}
+            t = (storage._fast_start(self._study_id, self._cursor, attrs)
+                 if self._pend is None else None)
+            if t is None:
+                self._sync()
+                t = storage._fast_start(self._study_id, self._cursor, attrs)
+                if t is None:                      # a queued configuration: the general way
+                    return self._ask_stored(None, budget)
+            self._pend, self._pend_end = t, self._cursor + 1
+            tid, number = t.trial_id, t.number
+            if self._heartbeat is not None:   # beats from now on, also while the sampler runs
+                self._heartbeat.add(tid)
+            try:
+                params = self.sampler.sample(self, number)
+            except StudyExhausted:
+                self._abandon(tid, None, number)
+                raise
+            except BaseException as exc:
+                self._abandon(tid, f"sampler failed: {type(exc).__name__}: {exc}")
+                raise
+            try:
+                if self._pend is t:
+                    stored, at = storage._fast_set_params(tid, params, self._pend_end)
+                    if at:
+                        self._pend_end += 1
+                    else:
+                        self._pend = None          # read it all back at the next sync
+                else:                              # a sync during sampling cached it
+                    stored, at = storage._fast_set_params(tid, params, self._cursor)
+                    if at:
+                        self._cursor += 1
+                        snap = self._running.get(number)
+                        if snap is not None and snap.trial_id == tid:
+                            snap.params = stored   # never changed in place: shared
+            except BaseException:
+                self._abandon(tid, None, number)
+                raise
+        return Trial(number, tid, params, self.report, self.set_user_attr, budget)
 
     def ask_batch(self, q: int, budget: float | None = None) -> list[Trial]:
         """Create ``q`` trials at once: ``q`` :meth:`ask` calls in two storage
@@ -357,14 +440,14 @@ class Study:
                     self._give_back(given, f"ask_batch: sampler failed: {type(exc).__name__}")
                     raise
                 for nt in todo[len(sampled):]:       # exhausted: never ran
-                    self._abandon(nt.trial_id, None)
+                    self._abandon(nt.trial_id, None, nt.number)
                 try:
                     if sampled:
                         self.storage.set_trials_params(
                             [(nt.trial_id, p) for nt, p in zip(todo, sampled)])
                 except BaseException:
                     for nt in todo[:len(sampled)]:
-                        self._abandon(nt.trial_id, None)
+                        self._abandon(nt.trial_id, None, nt.number)
                     self._give_back(given, "ask_batch: storing the batch failed")
                     raise
             if not given and not sampled:
@@ -395,16 +478,24 @@ class Study:
                 logger.warning("could not re-queue trial %d after a failed ask_batch (%s: %s)",
                                nt.number, type(exc).__name__, exc)
 
-    def _abandon(self, trial_id: int, error: str | None) -> None:
+    def _abandon(self, trial_id: int, error: str | None, number: int | None = None) -> None:
         """Undo a trial ``ask`` could not finish making: discard it (``error=None``) or
         FAIL it with ``error``.  Never raises, so the caller's error is the one seen; if
         the storage refuses even this, the trial has no heartbeat and the stale sweep
-        fails it after the grace period (without re-running: it has no params)."""
+        fails it after the grace period (without re-running: it has no params).  A
+        discarded trial (its ``number`` given) leaves the cache too (a sync only reads
+        trials that exist)."""
         if self._heartbeat is not None:
             self._heartbeat.discard(trial_id)
+        if self._pend is not None and self._pend.trial_id == trial_id:
+            self._pend = None          # the next sync reads the trial's entries back
         try:
             if error is None:
                 self.storage.discard_trial(trial_id)
+                cached = self._trials.get(number) if number is not None else None
+                if cached is not None and cached.trial_id == trial_id:
+                    del self._trials[number]
+                    self._running.pop(number, None)
             else:
                 self.storage.finish_trial(trial_id, TrialState.FAIL, None, error)
         except Exception as exc:  # noqa: BLE001
@@ -513,8 +604,10 @@ class Study:
         with self._lock:
             trial, state, vals, error = self._outcome(trial, values, state, error)
             try:
-                if retry and state == TrialState.FAIL:
+                if retry and state == _FAIL:
                     self.storage.fail_and_requeue(trial.trial_id, error, self.retries)
+                elif self._mem:
+                    return self._told_mem(trial, state, vals, error)
                 else:
                     self.storage.finish_trial(trial.trial_id, state, vals, error)
             except ValueError:
@@ -528,7 +621,10 @@ class Study:
                  error: str | None) -> tuple[Trial, TrialState, tuple[float, ...] | None, str | None]:
         """What ``tell`` stores: the trial, its final state, values and error (the
         validation of :meth:`tell`, shared with :meth:`tell_batch`)."""
-        if isinstance(trial, (int, np.integer)) and not isinstance(trial, bool):
+        if not isinstance(trial, Trial):
+            if not isinstance(trial, (int, np.integer)) or isinstance(trial, bool):
+                raise TypeError(f"trial must be a Trial or a trial number, got "
+                                f"{type(trial).__name__}")
             self._sync()
             if int(trial) not in self._trials:
                 raise ValueError(f"trial: no trial number {trial} in study {self.name!r}")
@@ -536,28 +632,31 @@ class Study:
             trial = Trial(frozen.number, frozen.trial_id, frozen.params)
             trial.intermediate_values = dict(self.storage.get_trial(frozen.trial_id)
                                              .intermediate_values)
-        elif not isinstance(trial, Trial):
-            raise TypeError(f"trial must be a Trial or a trial number, got {type(trial).__name__}")
         vals: tuple[float, ...] | None = None
-        if state is not None and not isinstance(state, TrialState):
+        if state is None:
+            if not isinstance(values, BaseException):     # the common case: a result
+                try:
+                    return trial, _COMPLETE, check_values(values, len(self.directions)), error
+                except ValueError as exc:
+                    state, error = _FAIL, str(exc)
+        elif not isinstance(state, TrialState):
             raise TypeError("state must be a TrialState")
         if isinstance(values, BaseException):
-            state = TrialState.FAIL
+            state = _FAIL
             error = error or "".join(traceback.format_exception_only(type(values), values)).strip()
-        elif state == TrialState.PRUNED:
+        elif state == _PRUNED:
             if trial.intermediate_values and len(self.directions) == 1:
                 vals = (trial.intermediate_values[max(trial.intermediate_values)],)
-        elif state == TrialState.FAIL:
+        elif state == _FAIL:
             error = error or "failed"
-        elif state in (None, TrialState.COMPLETE):
+        elif state == _COMPLETE:
             try:
                 vals = check_values(values, len(self.directions))
-                state = TrialState.COMPLETE
             except ValueError as exc:
-                state, error = TrialState.FAIL, str(exc)
+                state, error = _FAIL, str(exc)
         else:
             raise ValueError(f"state must be COMPLETE, PRUNED or FAIL, got {state.name}")
-        if state == TrialState.FAIL:
+        if state == _FAIL:
             logger.warning("trial %d failed: %s", trial.number, error)
         return trial, state, vals, error
 
@@ -567,6 +666,29 @@ class Study:
         if self._heartbeat is not None:
             self._heartbeat.discard(trial.trial_id)
         return stored
+
+    def _told_mem(self, trial: Trial, state: TrialState, vals: tuple[float, ...] | None,
+                  error: str | None) -> FrozenTrial:
+        """``finish_trial`` on exactly an :class:`InMemoryStorage` (see :meth:`_ask_mem`):
+        when nothing else changed the study since the cursor, the finished trial enters
+        the cache now (the stored object, shared as ``trials_since`` shares finished
+        trials) and is returned."""
+        tid = trial.trial_id
+        pend = self._pend
+        if pend is not None and pend.trial_id == tid:     # asked here, nothing read since
+            ft, at = self.storage._fast_finish(tid, state, vals, error, self._pend_end)
+            self._pend = None
+            if at:
+                self._cursor = self._pend_end + 1
+                self._absorb(ft)
+        else:
+            ft, at = self.storage._fast_finish(tid, state, vals, error, self._cursor)
+            if at:
+                self._cursor += 1
+                self._absorb(ft)
+        if self._heartbeat is not None:
+            self._heartbeat.discard(tid)
+        return ft
 
     def _told(self, trial: Trial, state: TrialState, vals: tuple[float, ...] | None,
               error: str | None) -> FrozenTrial:

@@ -82,6 +82,8 @@ class Trial:
         The resource to spend, for budget-driven pruners (else ``None``).
     """
 
+    _prune = False          # the pruner's verdict at the last report (set by report)
+
     def __init__(self, number: int, trial_id: int, params: dict[str, Any],
                  reporter: Callable[["Trial", int, float], bool] | None = None,
                  attr_setter: Callable[["Trial", str, Any], None] | None = None,
@@ -92,7 +94,6 @@ class Trial:
         self.budget = budget
         self._reporter = reporter
         self._attr_setter = attr_setter
-        self._prune = False
         self.intermediate_values: dict[int, float] = {}
         self.user_attrs: dict[str, Any] = {}
 
@@ -150,8 +151,16 @@ def check_values(result: Any, n_objectives: int) -> tuple[float, ...]:
     -- raises ``ValueError`` with the reason, which ``Study.tell`` stores as the trial's
     FAIL error.
     """
-    if n_objectives == 1 and type(result) is float and math.isfinite(result):
-        return (result,)                  # the common case, without the checks below
+    if type(result) is float:
+        if n_objectives == 1 and math.isfinite(result):
+            return (result,)              # the common case, without the checks below
+    elif type(result) is tuple or type(result) is list:
+        if len(result) == n_objectives:   # several plain finite floats: as they are
+            for v in result:
+                if type(v) is not float or not math.isfinite(v):
+                    break
+            else:
+                return tuple(result)
     import numpy as np
 
     if isinstance(result, np.ndarray):
