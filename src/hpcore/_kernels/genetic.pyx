@@ -18,10 +18,15 @@ T. Meyarivan, "A fast and elitist multiobjective genetic algorithm: NSGA-II", IE
 nondominated sorting for evolutionary multiobjective optimization" (ENS-BS), IEEE TEC
 19(2), 2015.
 """
+import math
+
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.math cimport pow, fabs, floor, exp, log, log1p, sqrt, INFINITY
+from libc.math cimport isfinite as _isfinite
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
 from libc.stdlib cimport malloc, calloc, free, realloc
 from libc.string cimport memcpy, memmove
 from libc.stdint cimport uint64_t, int64_t
@@ -1480,3 +1485,192 @@ def lex_order(const double[:, ::1] F):
     with nogil:
         _lex_order(&F[0, 0], m, n, &o[0], &t[0], &ks[0], &kt[0])
     return order
+
+
+# ---------------------------------------------------------------------------------
+# NSGA-II crowded tournament (the GeneticSampler's per-ask contest)
+# ---------------------------------------------------------------------------------
+cdef inline bint _dominates_row(const double* a, const double* b, Py_ssize_t m) noexcept nogil:
+    """a Pareto-dominates b (minimization); NaN never dominates (as numpy's comparisons)."""
+    cdef bint strict = False
+    cdef Py_ssize_t k
+    cdef double x, y
+    for k in range(m):
+        x = a[k]
+        y = b[k]
+        if x > y or x != x or y != y:
+            return False
+        if x < y:
+            strict = True
+    return strict
+
+
+def crowded_pair(const int64_t[::1] draws, Py_ssize_t k, const double[:, ::1] F,
+                 const double[::1] crowd):
+    """The two winners of NSGA-II's crowded tournament (Deb's reference code, pymoo):
+    winner ``j`` of contestants ``draws[j * k:(j + 1) * k]`` (rows of ``F``, objectives
+    minimized): a contestant replaces the current winner when it dominates it, or when
+    neither dominates the other and its crowding distance is strictly larger (so ties
+    go to the first drawn)."""
+    cdef Py_ssize_t n = F.shape[0], m = F.shape[1], j, i
+    cdef int64_t w, c
+    cdef int64_t win[2]
+    if k < 1 or draws.shape[0] < 2 * k:
+        raise ValueError(f"crowded_pair: need 2 * k = {2 * k} draws, got {draws.shape[0]}")
+    if crowd.shape[0] != n:
+        raise ValueError("crowded_pair: crowd must have one entry per row of F")
+    for i in range(2 * k):
+        if not 0 <= draws[i] < n:
+            raise IndexError("crowded_pair: draw out of range")
+    for j in range(2):
+        w = draws[j * k]
+        for i in range(j * k + 1, (j + 1) * k):
+            c = draws[i]
+            if (_dominates_row(&F[c, 0], &F[w, 0], m)
+                    or (not _dominates_row(&F[w, 0], &F[c, 0], m) and crowd[c] > crowd[w])):
+                w = c
+        win[j] = w
+    return int(win[0]), int(win[1])
+
+
+# ---------------------------------------------------------------------------------
+# genome encoding (GeneticSampler: a finished trial's params -> its genes)
+# ---------------------------------------------------------------------------------
+
+
+cdef class GeneEncoder:
+    """``_Genome.encode`` compiled: a configuration -> genes, with the same operations.
+
+    Per gene: ``kind`` 0 real (unit coordinate clamped to [0, 1]), 1 integer
+    (``floor(unit * levels)`` clamped to ``[0, upper]``), 2 categorical (the choice's
+    index, from the Python encoder); the unit coordinate comes from ``enc`` 0 (linear
+    Float: ``(v - c0) / c1``), 1 (log Float: ``(log(v) - c0) / c1``), 2 (linear Int:
+    ``((v - i0) // i1 + 0.5) / i2``) or 3 (the Python encoder ``fn``), each used in C
+    only for a plain ``float`` (``int``) value inside its domain; any other value goes
+    through ``fn`` and the Python expression, so errors and corner cases stay Python's.
+    """
+    cdef Py_ssize_t g
+    cdef list names, fns
+    cdef int* kind
+    cdef int* enc
+    cdef double* c0
+    cdef double* c1
+    cdef double* upper
+    cdef double* levels
+    cdef int64_t* i0
+    cdef int64_t* i1
+    cdef int64_t* i2
+
+    def __cinit__(self, list names, list kinds, list encs, list c0, list c1, list ints,
+                  list levels, list upper, list fns):
+        cdef Py_ssize_t i, g = len(names)
+        if not (len(kinds) == len(encs) == len(c0) == len(c1) == len(ints) == len(levels)
+                == len(upper) == len(fns) == g):
+            raise ValueError("GeneEncoder: one entry per gene in every list")
+        self.g = g
+        self.names, self.fns = list(names), list(fns)
+        self.kind = <int*>malloc(max(1, g) * sizeof(int))
+        self.enc = <int*>malloc(max(1, g) * sizeof(int))
+        self.c0 = <double*>malloc(max(1, g) * sizeof(double))
+        self.c1 = <double*>malloc(max(1, g) * sizeof(double))
+        self.upper = <double*>malloc(max(1, g) * sizeof(double))
+        self.levels = <double*>malloc(max(1, g) * sizeof(double))
+        self.i0 = <int64_t*>malloc(max(1, g) * sizeof(int64_t))
+        self.i1 = <int64_t*>malloc(max(1, g) * sizeof(int64_t))
+        self.i2 = <int64_t*>malloc(max(1, g) * sizeof(int64_t))
+        if (self.kind is NULL or self.enc is NULL or self.c0 is NULL or self.c1 is NULL
+                or self.upper is NULL or self.levels is NULL or self.i0 is NULL
+                or self.i1 is NULL or self.i2 is NULL):
+            raise MemoryError()
+        for i in range(g):
+            self.kind[i] = kinds[i]
+            self.enc[i] = encs[i]
+            self.c0[i] = c0[i]
+            self.c1[i] = c1[i]
+            lo, st, nl = ints[i]
+            if self.enc[i] == 2 and not (abs(lo) < 2 ** 62 and 0 < st < 2 ** 62 and 0 < nl < 2 ** 53):
+                self.enc[i] = 3
+                lo, st, nl = 0, 1, 1
+            self.i0[i], self.i1[i], self.i2[i] = lo, st, nl
+            self.levels[i] = levels[i]
+            self.upper[i] = upper[i]
+
+    def __dealloc__(self):
+        free(self.kind)
+        free(self.enc)
+        free(self.c0)
+        free(self.c1)
+        free(self.upper)
+        free(self.levels)
+        free(self.i0)
+        free(self.i1)
+        free(self.i2)
+
+    cdef object _unit(self, Py_ssize_t i, object v):
+        """The gene's unit coordinate (a C double inside a Python float, or whatever
+        the Python encoder returns)."""
+        cdef int e = self.enc[i]
+        cdef double x
+        cdef int64_t iv
+        if e == 0 and type(v) is float:
+            return (<double>v - self.c0[i]) / self.c1[i]
+        if e == 1 and type(v) is float:
+            x = <double>v
+            if x > 0.0 and _isfinite(x):
+                return (log(x) - self.c0[i]) / self.c1[i]
+        elif e == 2 and type(v) is int and -2 ** 62 < v < 2 ** 62:
+            iv = <int64_t>v
+            if iv >= self.i0[i]:
+                return ((<double>((iv - self.i0[i]) // self.i1[i])) + 0.5) / <double>self.i2[i]
+        return self.fns[i](v)
+
+    def encode(self, dict params, fill):
+        """Genes of ``params``; inactive genes take ``fill`` (uniforms in [0, 1), an array
+        or a function returning one, called only when a gene is inactive), scaled to
+        ``floor(u * (upper + 1))`` for integer genes."""
+        out = np.empty(self.g, dtype=np.float64)
+        cdef double[::1] o = out
+        cdef double[::1] fl
+        cdef bint have_fill = False
+        cdef Py_ssize_t i
+        cdef int k
+        cdef double d
+        cdef object v, e
+        cdef PyObject* p
+        for i in range(self.g):
+            k = self.kind[i]
+            p = PyDict_GetItem(params, self.names[i])
+            if p is NULL:
+                if not have_fill:
+                    fl = np.ascontiguousarray(fill() if callable(fill) else fill,
+                                              dtype=np.float64)
+                    have_fill = True
+                o[i] = floor(fl[i] * (self.upper[i] + 1.0)) if k else fl[i]
+                continue
+            v = <object>p
+            if k == 2:
+                o[i] = self.fns[i](v)                  # the choice's index
+                continue
+            e = self._unit(i, v)
+            if type(e) is not float or not _isfinite(<double>e):
+                # Python's expression, with its errors (math.floor of NaN / inf)
+                if k == 1:
+                    e = math.floor(e * self.levels[i])
+                    o[i] = min(max(e, 0), self.upper[i])
+                else:
+                    o[i] = min(max(e, 0.0), 1.0)
+                continue
+            d = <double>e
+            if k == 1:
+                d = floor(d * self.levels[i])
+                if 0.0 > d:
+                    d = 0.0
+                if self.upper[i] < d:
+                    d = self.upper[i]
+            else:
+                if 0.0 > d:
+                    d = 0.0
+                if 1.0 < d:
+                    d = 1.0
+            o[i] = d
+        return out

@@ -38,6 +38,7 @@ from hpcore.kernels._genetic import elite_indices, nsga2_rank
 from hpcore.samplers._fidelity import RungCollector, rung_resources
 from hpcore.samplers.base import BaseSampler
 from hpcore.samplers.qmc import QMCSampler
+from hpcore.samplers.random import random_decoder
 from hpcore.space import Categorical, Float, Int, Space
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,11 +96,21 @@ class _Genome:
                        int(self.levels[i]), float(self.upper[i]))
                       for i, name in enumerate(self.names)]
         self._enc = [_unit_encoder(space.params[name]) for name in self.names]
+        self._dec = None          # the compiled decode_random (built on first use)
+        self._codec = _gene_encoder(self.names, [space.params[n] for n in self.names],
+                                    self._plan, self._enc)
 
     def encode(self, params: dict[str, Any], fill) -> np.ndarray:
         """Genes of a configuration; inactive parameters take the genes in ``fill``
         (uniforms in [0, 1), scaled): an array, or a function returning it (called only
-        when a parameter is inactive)."""
+        when a parameter is inactive).  Compiled (``GeneEncoder``: the operations of
+        :meth:`encode_py`, which a test checks it against bit for bit)."""
+        if type(params) is dict:
+            return self._codec.encode(params, fill)
+        return self.encode_py(params, fill)
+
+    def encode_py(self, params: dict[str, Any], fill) -> np.ndarray:
+        """:meth:`encode` in Python (the reference of the compiled one)."""
         out = []
         fl = None
         for i, (name, dist, kind, levels, upper) in enumerate(self._plan):
@@ -117,10 +128,11 @@ class _Genome:
         return np.array(out, dtype=np.float64)
 
     def decode(self, x: np.ndarray) -> dict[str, Any]:
-        # integer genes -> the middle of their level's cell: (x + 0.5) / levels
-        u = [(xi + 0.5) / levels if kind else xi
-             for xi, (_, _, kind, levels, _) in zip(x.tolist(), self._plan)]
-        return self.space._decode_random_floats(u)
+        # integer genes -> the middle of their level's cell: (x + 0.5) / levels, then
+        # space.decode_random of those uniforms, in one compiled call
+        if self._dec is None:
+            self._dec = random_decoder(self.space)
+        return self._dec.decode_cells(np.ascontiguousarray(x, dtype=np.float64), self.levels)
 
 
 class GeneticSampler(BaseSampler):
@@ -251,7 +263,7 @@ class GeneticSampler(BaseSampler):
         self._pop_rows: list | None = None       # the population's objectives as lists
         self._crowd_list: list | None = None
         self._survivor_crowd: np.ndarray | None = None
-        self._perm: tuple | None = None
+        self._perm: dict | None = None       # (seed, block, n) -> permutation
         self._rungs: RungCollector | None = None
         self._rung_pop: tuple | None = None     # (rung, n observations, genes, key, members)
         res = (rung_resources(getattr(study, "pruner", None))
@@ -335,8 +347,9 @@ class GeneticSampler(BaseSampler):
                 key[order] = np.arange(len(F))
             self._arr = (X, key)
             self._members = {x.tobytes() for x in X}
-            self._pop_rows = F.tolist()
-            self._crowd_list = None if self._crowd is None else self._crowd.tolist()
+            self._pop_rows = np.ascontiguousarray(F, dtype=np.float64)
+            self._crowd_list = (None if self._crowd is None
+                                else np.ascontiguousarray(self._crowd, dtype=np.float64))
         return self._arr
 
     def __getstate__(self) -> dict:
@@ -359,28 +372,26 @@ class GeneticSampler(BaseSampler):
         pymoo): of two contestants the dominating one wins, else the one with the larger
         crowding distance, else the first drawn (contestants are uniform draws)."""
         k = self.tournament_size
-        F, crowd = self._pop_rows, self._crowd_list      # Python rows: few objectives
+        F, crowd = self._pop_rows, self._crowd_list      # the population's, contiguous
         n, need = len(F), 2 * k
         per = n // need
         if per >= 1:
             # contestants without replacement: consecutive trials share one permutation of
             # the population, as pymoo draws a generation's tournaments from permutations
             block, j = divmod(number, per)
-            if self._perm is None or self._perm[:3] != (seed, block, n):
+            perms = self._perm
+            if perms is None:
+                perms = self._perm = {}
+            perm = perms.get((seed, block, n))
+            if perm is None:
+                if len(perms) >= 8:       # a few blocks (retries use other seeds): bounded
+                    perms.clear()
                 u = _rng.uniform_row(seed, block, n)
-                self._perm = (seed, block, n, np.argsort(u, kind="stable"))
-            draws = self._perm[3][j * need:(j + 1) * need]
+                perm = perms[(seed, block, n)] = np.argsort(u, kind="stable").astype(np.int64)
+            draws = perm[j * need:(j + 1) * need]
         else:
             draws = _g.tournament_select(np.zeros_like(key), need, 1, seed, need * number, 1)
-        draws = draws.tolist()
-        out = []
-        for j in range(2):
-            w = draws[j * k]
-            for c in draws[j * k + 1:(j + 1) * k]:
-                if _dominates(F[c], F[w]) or (not _dominates(F[w], F[c]) and crowd[c] > crowd[w]):
-                    w = c
-            out.append(w)
-        return out
+        return _g.crowded_pair(draws, k, F, crowd)
 
     def _retry_seeds(self, retry: int) -> dict[str, int]:
         return {op: (v + retry * 0x9E3779B97F4A7C15) % 2 ** 64 for op, v in self._seeds.items()}
@@ -492,6 +503,34 @@ class GeneticSampler(BaseSampler):
             self.mutation_eta if self.mutation == "polynomial" else self.mutation_sigma,
             pm, g.cut[1], s["cross"], s["cat_cross"], s["mutate"], s["cat_mutate"], mating,
             side, number)
+
+
+def _gene_encoder(names, dists, plan, fns) -> "_g.GeneEncoder":
+    """The compiled :meth:`_Genome.encode`: per gene its kind, the constants of its
+    unit encoder (as :func:`_unit_encoder` computes them) and that encoder as fallback."""
+    kinds, encs, c0, c1, ints, levels, upper = [], [], [], [], [], [], []
+    for dist, (_, _, kind, lv, up) in zip(dists, plan):
+        e, a, b, iv = 3, 0.0, 1.0, (0, 1, 1)
+        if type(dist) is Float and dist.step is None:
+            if dist.log:
+                e, a = 1, math.log(dist.low)
+                b = math.log(dist.high) - a
+            else:
+                e, a, b = 0, dist.low, dist.high - dist.low
+            if type(a) is not float or type(b) is not float:
+                e, a, b = 3, 0.0, 1.0
+        elif type(dist) is Int and not dist.log and not isinstance(dist, Categorical):
+            e, iv = 2, (dist.low, dist.step, dist._n_levels)
+            if not all(type(x) is int for x in iv):
+                e, iv = 3, (0, 1, 1)
+        kinds.append(kind)
+        encs.append(e)
+        c0.append(a)
+        c1.append(b)
+        ints.append(iv)
+        levels.append(float(lv))
+        upper.append(float(up))
+    return _g.GeneEncoder(list(names), kinds, encs, c0, c1, ints, levels, upper, list(fns))
 
 
 def _unit_encoder(dist):
