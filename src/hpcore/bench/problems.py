@@ -10,7 +10,11 @@ scikit-learn (1 - mean 3-fold stratified CV accuracy, or CV mean squared error /
 variance for regression, on the datasets scikit-learn ships; fixed folds): SVC on
 digits, random forest on wine, histogram gradient boosting on breast cancer,
 k-nearest neighbours on wine (a finite space, for grid search), kernel ridge on
-diabetes.
+diabetes; and the cheaper tasks of issue 16's quality suite (``QUALITY_SUITE``, about
+50-200 ms per evaluation on one thread, mixed integer / categorical / log spaces):
+extra trees and an MLP on breast cancer, random forest, histogram and classic gradient
+boosting and an MLP regressor on diabetes, linear SGD and a decision tree on digits, an
+SVC with a categorical kernel on breast cancer.
 
 Learning curves (validation error after each epoch of ``partial_fit``; 27 epochs):
 SGD and an MLP on digits (2/3 train, 1/3 validation: 599 validation samples), and
@@ -32,7 +36,7 @@ import numpy as np
 from hpcore.bench.registry import Problem, register_problem
 from hpcore.space import Categorical, Float, Int
 
-__all__ = ["SYNTHETIC", "ackley", "branin", "hartmann6", "levy", "michalewicz", "rastrigin",
+__all__ = ["QUALITY_SUITE", "SYNTHETIC", "ackley", "branin", "hartmann6", "levy", "michalewicz", "rastrigin",
            "rosenbrock", "styblinski_tang"]
 
 # ----------------------------------------------------------------------------- synthetic
@@ -200,6 +204,97 @@ def _kridge_diabetes(p: dict, rng) -> float:
         alpha=p["alpha"], gamma=p["gamma"], kernel=p["kernel"])), "diabetes", regression=True)
 
 
+def _et_breast_cancer(p: dict, rng) -> float:
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    return _cv_error(ExtraTreesClassifier(
+        n_estimators=p["n_estimators"], max_depth=p["max_depth"], max_features=p["max_features"],
+        min_samples_split=p["min_samples_split"], bootstrap=p["bootstrap"],
+        criterion=p["criterion"], random_state=0, n_jobs=1), "breast_cancer")
+
+
+def _rf_diabetes(p: dict, rng) -> float:
+    from sklearn.ensemble import RandomForestRegressor
+
+    return _cv_error(RandomForestRegressor(
+        n_estimators=p["n_estimators"], max_depth=p["max_depth"], max_features=p["max_features"],
+        min_samples_leaf=p["min_samples_leaf"], bootstrap=p["bootstrap"], random_state=0,
+        n_jobs=1), "diabetes", regression=True)
+
+
+def _hgbr_diabetes(p: dict, rng) -> float:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    return _cv_error(HistGradientBoostingRegressor(
+        loss=p["loss"], learning_rate=p["learning_rate"], max_iter=p["max_iter"],
+        max_leaf_nodes=p["max_leaf_nodes"], min_samples_leaf=p["min_samples_leaf"],
+        l2_regularization=p["l2_regularization"], early_stopping=False, random_state=0),
+        "diabetes", regression=True)
+
+
+def _svc_breast_cancer(p: dict, rng) -> float:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    return _cv_error(make_pipeline(StandardScaler(), SVC(
+        kernel=p["kernel"], C=p["C"], gamma=p["gamma"], degree=p["degree"],
+        coef0=p["coef0"], max_iter=20000)), "breast_cancer")
+
+
+def _gbr_diabetes(p: dict, rng) -> float:
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    mf = None if p["max_features"] == "all" else p["max_features"]
+    return _cv_error(GradientBoostingRegressor(
+        n_estimators=p["n_estimators"], learning_rate=p["learning_rate"],
+        max_depth=p["max_depth"], subsample=p["subsample"], loss=p["loss"], max_features=mf,
+        random_state=0), "diabetes", regression=True)
+
+
+def _mlp_breast_cancer(p: dict, rng) -> float:
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return _cv_error(make_pipeline(StandardScaler(), MLPClassifier(
+        hidden_layer_sizes=(p["hidden"],) * p["n_layers"], activation=p["activation"],
+        alpha=p["alpha"], learning_rate_init=p["learning_rate_init"], max_iter=12,
+        random_state=0)), "breast_cancer")
+
+
+def _mlp_diabetes(p: dict, rng) -> float:
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return _cv_error(TransformedTargetRegressor(make_pipeline(StandardScaler(), MLPRegressor(
+        hidden_layer_sizes=(p["hidden"],), activation=p["activation"], alpha=p["alpha"],
+        learning_rate_init=p["learning_rate_init"], batch_size=p["batch_size"], max_iter=10,
+        random_state=0)), transformer=StandardScaler()), "diabetes", regression=True)
+
+
+def _sgd_cv_digits(p: dict, rng) -> float:
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return _cv_error(make_pipeline(StandardScaler(), SGDClassifier(
+        loss=p["loss"], penalty=p["penalty"], alpha=p["alpha"], l1_ratio=p["l1_ratio"],
+        max_iter=p["max_iter"], tol=None, random_state=0)), "digits")
+
+
+def _tree_digits(p: dict, rng) -> float:
+    from sklearn.tree import DecisionTreeClassifier
+
+    mf = None if p["max_features"] == "all" else p["max_features"]
+    return _cv_error(DecisionTreeClassifier(
+        max_depth=p["max_depth"], min_samples_split=p["min_samples_split"],
+        min_samples_leaf=p["min_samples_leaf"], max_features=mf, criterion=p["criterion"],
+        ccp_alpha=p["ccp_alpha"], random_state=0), "digits")
+
+
 def _register_sklearn() -> None:
     reg = [
         ("svc_digits", {"C": Float(1e-2, 1e3, log=True), "gamma": Float(1e-5, 1e-1, log=True)},
@@ -221,6 +316,59 @@ def _register_sklearn() -> None:
                              "gamma": Float(1e-4, 1.0, log=True),
                              "kernel": Categorical(["rbf", "laplacian"])},
          _kridge_diabetes, (), "kernel ridge on diabetes (MSE / variance)"),
+        ("et_breast_cancer", {"n_estimators": Int(4, 24, log=True), "max_depth": Int(1, 16),
+                     "max_features": Float(0.05, 1.0),
+                     "min_samples_split": Int(2, 20, log=True),
+                     "bootstrap": Categorical([False, True]),
+                     "criterion": Categorical(["gini", "entropy"])},
+         _et_breast_cancer, (), "extra trees on breast cancer"),
+        ("rf_diabetes", {"n_estimators": Int(4, 24, log=True), "max_depth": Int(1, 16),
+                         "max_features": Float(0.05, 1.0),
+                         "min_samples_leaf": Int(1, 30, log=True),
+                         "bootstrap": Categorical([True, False])},
+         _rf_diabetes, (), "random forest regression on diabetes (MSE / variance)"),
+        ("hgbr_diabetes", {"loss": Categorical(["squared_error", "absolute_error", "poisson"]),
+                           "learning_rate": Float(1e-3, 1.0, log=True),
+                           "max_iter": Int(5, 30, log=True),
+                           "max_leaf_nodes": Int(2, 32, log=True),
+                           "min_samples_leaf": Int(2, 60, log=True),
+                           "l2_regularization": Float(1e-6, 10.0, log=True)},
+         _hgbr_diabetes, (), "histogram gradient boosting regression on diabetes "
+                             "(MSE / variance)"),
+        ("gbr_diabetes", {"n_estimators": Int(5, 30, log=True),
+                          "learning_rate": Float(1e-3, 1.0, log=True), "max_depth": Int(1, 4),
+                          "subsample": Float(0.3, 1.0),
+                          "loss": Categorical(["squared_error", "huber"]),
+                          "max_features": Categorical(["sqrt", "log2", "all"])},
+         _gbr_diabetes, (), "gradient boosting regression on diabetes (MSE / variance)"),
+        ("mlp_breast_cancer", {"hidden": Int(4, 32, log=True), "n_layers": Int(1, 2),
+                      "activation": Categorical(["relu", "tanh", "logistic"]),
+                      "alpha": Float(1e-6, 1.0, log=True),
+                      "learning_rate_init": Float(1e-4, 0.3, log=True)},
+         _mlp_breast_cancer, (), "MLP classifier (adam, 12 epochs) on breast cancer"),
+        ("mlp_diabetes", {"hidden": Int(4, 32, log=True),
+                          "activation": Categorical(["relu", "tanh", "logistic"]),
+                          "alpha": Float(1e-6, 1.0, log=True),
+                          "learning_rate_init": Float(1e-4, 0.3, log=True),
+                          "batch_size": Int(32, 256, log=True)},
+         _mlp_diabetes, (), "MLP regressor (adam, 10 epochs, scaled target) on diabetes "
+                            "(MSE / variance)"),
+        ("sgd_cv_digits", {"loss": Categorical(["hinge", "log_loss", "modified_huber"]),
+                           "penalty": Categorical(["l2", "l1", "elasticnet"]),
+                           "alpha": Float(1e-7, 1.0, log=True), "l1_ratio": Float(0.0, 1.0),
+                           "max_iter": Int(1, 8, log=True)},
+         _sgd_cv_digits, (), "linear SGD classifier on digits (epochs as an integer)"),
+        ("tree_digits", {"max_depth": Int(1, 30), "min_samples_split": Int(2, 40, log=True),
+                         "min_samples_leaf": Int(1, 20, log=True),
+                         "max_features": Categorical(["sqrt", "log2", "all"]),
+                         "criterion": Categorical(["gini", "entropy"]),
+                         "ccp_alpha": Float(1e-5, 0.1, log=True)},
+         _tree_digits, (), "decision tree on digits"),
+        ("svc_breast_cancer", {"kernel": Categorical(["rbf", "poly", "sigmoid"]),
+                               "C": Float(1e-2, 1e2, log=True),
+                               "gamma": Float(1e-4, 1.0, log=True), "degree": Int(2, 5),
+                               "coef0": Float(0.0, 1.0)},
+         _svc_breast_cancer, (), "SVC (rbf/poly/sigmoid kernels) on breast cancer"),
     ]
     for name, space, fn, tags, desc in reg:
         register_problem(Problem(name, space, objective=fn, kind="sklearn", tags=tags,
@@ -316,6 +464,17 @@ def _register_curves() -> None:
                              max_resource=MAX_EPOCHS, kind="curve", tags=("halving",),
                              description="SGDClassifier on make_classification (20,000 "
                                          "samples, 40 features, 4 classes), 10,000 validation"))
+
+
+# Issue 16's quality suite (bench/bench_quality_suite.py): 10 scikit-learn CV tasks with
+# mixed integer / categorical / log spaces (forests, boosting, MLPs, SVC, linear, tree,
+# kernel ridge; each evaluation about 50-200 ms on one thread) and 6 synthetic functions
+# (multimodal: Ackley, Rastrigin, Michalewicz, Hartmann-6; noisy: Branin, Hartmann-6).
+QUALITY_SUITE = ("kridge_diabetes", "et_breast_cancer", "rf_diabetes", "hgbr_diabetes",
+                 "gbr_diabetes", "mlp_breast_cancer", "mlp_diabetes", "sgd_cv_digits",
+                 "tree_digits", "svc_breast_cancer",
+                 "hartmann6", "ackley5", "rastrigin4", "michalewicz5", "noisy_branin",
+                 "noisy_hartmann6")
 
 
 def _exhaust(it: Iterator[float]) -> list[float]:
