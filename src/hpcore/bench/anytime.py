@@ -189,7 +189,9 @@ def summarize(out: Path, tasks=TASKS, log=print) -> dict[str, Any]:
     full = f"{1.0:.6f}"
     summary: dict[str, Any] = {"tasks": {}}
     lines = ["# Halving quality: anytime best validation accuracy vs cumulative epochs", "",
-             "Command: `hpcore bench --halving --seeds 10` (set-up in "
+             "Command: `hpcore bench --halving --seeds N` (seeds 0..N-1; resumable, so "
+             "`--tasks T --seeds M` adds seeds M-N.. to task T only: each task's heading "
+             "gives its seed count; set-up in "
              "`src/hpcore/bench/anytime.py`'s docstring: R = 27 epochs, eta = 3, minimum "
              "resource 1; random search 98 full trainings = E epochs; every other method "
              "stops starting trials once a full training would exceed E/3; the same "
