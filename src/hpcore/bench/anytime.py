@@ -190,7 +190,7 @@ def summarize(out: Path, tasks=TASKS, log=print) -> dict[str, Any]:
     summary: dict[str, Any] = {"tasks": {}}
     lines = ["# Halving quality: anytime best validation accuracy vs cumulative epochs", "",
              "Command: `hpcore bench --halving --seeds N` (seeds 0..N-1; resumable, so "
-             "`--tasks T --seeds M` adds seeds M-N.. to task T only: each task's heading "
+             "`--tasks T --seeds M` (M > N) adds seeds N..M-1 to task T only: each task's heading "
              "gives its seed count; set-up in "
              "`src/hpcore/bench/anytime.py`'s docstring: R = 27 epochs, eta = 3, minimum "
              "resource 1; random search 98 full trainings = E epochs; every other method "
