@@ -389,7 +389,7 @@ class InMemoryStorage(BaseStorage):
                 directions = ["minimize"]
             sid = len(self._study_meta)
             self._studies[name] = sid
-            self._study_meta.append({"directions": list(directions), "space": space, "n": 0, "seq": 0,
+            self._study_meta.append({"directions": list(directions), "space": space, "n": 0,
                                      "sampler": None, "pruner": None})
             self._queue.append([])
             self._log.append([])
@@ -424,8 +424,7 @@ class InMemoryStorage(BaseStorage):
                 meta["pruner"] = json.loads(json.dumps(pruner))
 
     def _bump(self, study_id: int, trial_id: int) -> None:
-        meta = self._study_meta[study_id]
-        meta["seq"] += 1
+        # the study's sequence number is len(log): every change appends one entry
         self._log[study_id].append(trial_id)
 
     def create_trial(self, study_id, system_attrs=None):
@@ -446,7 +445,6 @@ class InMemoryStorage(BaseStorage):
         trials.append(t)
         self._study_of.append(study_id)
         self._heartbeat[tid] = now
-        meta["seq"] += 1
         self._log[study_id].append(tid)
         return t
 
@@ -475,7 +473,6 @@ class InMemoryStorage(BaseStorage):
             trials.append(t)
             self._study_of.append(study_id)
             self._heartbeat[tid] = now
-            meta["seq"] += 1
             log.append(tid)
             return t
 
@@ -490,7 +487,6 @@ class InMemoryStorage(BaseStorage):
             log = self._log[sid]
             at = len(log) == cursor
             t.params = stored = dict(params)
-            self._study_meta[sid]["seq"] += 1
             log.append(trial_id)
             return stored, at
 
@@ -510,7 +506,6 @@ class InMemoryStorage(BaseStorage):
             t.error = error
             t.datetime_complete = time.time()
             self._heartbeat.pop(trial_id, None)
-            self._study_meta[sid]["seq"] += 1
             log.append(trial_id)
             return t, at
 
@@ -633,13 +628,12 @@ class InMemoryStorage(BaseStorage):
             t.datetime_start = trial.datetime_start if trial.datetime_start is not None else now
             t.datetime_complete = (trial.datetime_complete if trial.datetime_complete is not None
                                    else now)
-            meta = self._study_meta[study_id]
+            log = self._log[study_id]
             for step, value in sorted(trial.intermediate_values.items()):
                 t.intermediate_values[int(step)] = float(value)
-                meta["seq"] += 1
-                self._log[study_id].append(-1)
+                log.append(-1)
                 self._reports[study_id].append((number, int(step), float(value)))
-                self._report_seq[study_id].append(meta["seq"])
+                self._report_seq[study_id].append(len(log))
             t.state = state
             self._bump(study_id, tid)
             return tid, number
@@ -682,11 +676,10 @@ class InMemoryStorage(BaseStorage):
             t = self._running(trial_id)
             t.intermediate_values[step] = value
             sid = self._study_of[trial_id]
-            meta = self._study_meta[sid]
-            meta["seq"] += 1
-            self._log[sid].append(-1)
+            log = self._log[sid]
+            log.append(-1)
             self._reports[sid].append((t.number, step, value))
-            self._report_seq[sid].append(meta["seq"])
+            self._report_seq[sid].append(len(log))
 
     def set_trial_user_attr(self, trial_id, key, value):
         with self._lock:
@@ -729,7 +722,7 @@ class InMemoryStorage(BaseStorage):
         with self._lock:
             seqs = self._report_seq[study_id]
             lo = bisect.bisect_right(seqs, seq)   # reports are appended in seq order
-            return self._reports[study_id][lo:], self._study_meta[study_id]["seq"]
+            return self._reports[study_id][lo:], len(self._log[study_id])
 
     def get_trial(self, trial_id):
         with self._lock:
