@@ -7,6 +7,7 @@ saw), so ask, tell and report cost the same at trial 10 and at trial 100,000.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import traceback
@@ -602,12 +603,37 @@ class Study:
         warning and returns the stored trial.
         """
         with self._lock:
-            trial, state, vals, error = self._outcome(trial, values, state, error)
+            if (state is None and type(values) is float and type(trial) is Trial
+                    and len(self.directions) == 1 and math.isfinite(values)):
+                vals, state = (values,), _COMPLETE       # what _outcome makes of it
+            else:
+                trial, state, vals, error = self._outcome(trial, values, state, error)
             try:
                 if retry and state == _FAIL:
                     self.storage.fail_and_requeue(trial.trial_id, error, self.retries)
                 elif self._mem:
-                    return self._told_mem(trial, state, vals, error)
+                    # exactly an InMemoryStorage (see _ask_mem): when nothing else
+                    # changed the study since the cursor, the finished trial enters the
+                    # cache now (the stored object, shared as trials_since shares
+                    # finished trials); it is what tell returns
+                    tid = trial.trial_id
+                    pend = self._pend
+                    if pend is not None and pend.trial_id == tid:   # asked here, unread
+                        ft, at = self.storage._fast_finish(tid, state, vals, error,
+                                                           self._pend_end)
+                        self._pend = None
+                        if at:
+                            self._cursor = self._pend_end + 1
+                            self._absorb(ft)
+                    else:
+                        ft, at = self.storage._fast_finish(tid, state, vals, error,
+                                                           self._cursor)
+                        if at:
+                            self._cursor += 1
+                            self._absorb(ft)
+                    if self._heartbeat is not None:
+                        self._heartbeat.discard(tid)
+                    return ft
                 else:
                     self.storage.finish_trial(trial.trial_id, state, vals, error)
             except ValueError:
@@ -666,29 +692,6 @@ class Study:
         if self._heartbeat is not None:
             self._heartbeat.discard(trial.trial_id)
         return stored
-
-    def _told_mem(self, trial: Trial, state: TrialState, vals: tuple[float, ...] | None,
-                  error: str | None) -> FrozenTrial:
-        """``finish_trial`` on exactly an :class:`InMemoryStorage` (see :meth:`_ask_mem`):
-        when nothing else changed the study since the cursor, the finished trial enters
-        the cache now (the stored object, shared as ``trials_since`` shares finished
-        trials) and is returned."""
-        tid = trial.trial_id
-        pend = self._pend
-        if pend is not None and pend.trial_id == tid:     # asked here, nothing read since
-            ft, at = self.storage._fast_finish(tid, state, vals, error, self._pend_end)
-            self._pend = None
-            if at:
-                self._cursor = self._pend_end + 1
-                self._absorb(ft)
-        else:
-            ft, at = self.storage._fast_finish(tid, state, vals, error, self._cursor)
-            if at:
-                self._cursor += 1
-                self._absorb(ft)
-        if self._heartbeat is not None:
-            self._heartbeat.discard(tid)
-        return ft
 
     def _told(self, trial: Trial, state: TrialState, vals: tuple[float, ...] | None,
               error: str | None) -> FrozenTrial:
