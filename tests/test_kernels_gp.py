@@ -279,3 +279,32 @@ def test_bad_inputs_name_the_argument():
         kernels.gp_predict(model, np.zeros((3, 3)))
     with pytest.raises(TypeError, match="model must be a GPModel"):
         kernels.gp_predict("model", np.zeros((3, 2)))
+
+
+def test_batched_posterior_equals_the_per_point_one():
+    # posterior_block (panels of 4 points sharing each row of L, dtrsv for a remainder
+    # of 1-2) against posterior_point (one dtrsv pair per point), every block size
+    # around the panel boundaries, both kernels, with and without gradients, 1 and 2
+    # threads (which must agree bit for bit)
+    rng = np.random.default_rng(7)
+    for kind in (0, 1):
+        for n, d in ((1, 2), (37, 3), (150, 6)):
+            X = rng.random((n, d))
+            y = np.sin(3 * X.sum(1))
+            theta = np.r_[np.full(d, np.log(0.4)), 0.0, np.log(1e-4)]
+            L, alpha, _, _ = _gp.factorize(X, y, theta, kind, 1)
+            inv_l2 = np.exp(-2 * theta[:d])
+            for m in (1, 2, 3, 4, 5, 7, 8, 13):
+                Xq = rng.random((m, d))
+                Xq[0] = X[0]                      # a training point: variance at the clamp
+                ref = _gp.predict(X, L, alpha, inv_l2, 1.0, kind, Xq, True, 1)
+                got = _gp.predict_block(X, L, alpha, inv_l2, 1.0, kind, Xq, True, 1)
+                two = _gp.predict_block(X, L, alpha, inv_l2, 1.0, kind, Xq, True, 2)
+                val = _gp.predict_block(X, L, alpha, inv_l2, 1.0, kind, Xq, False, 1)
+                np.testing.assert_allclose(got[0], ref[0], rtol=1e-12, atol=1e-12)
+                np.testing.assert_allclose(got[1], ref[1], rtol=1e-9, atol=1e-12)
+                np.testing.assert_allclose(got[2], ref[2], rtol=1e-9, atol=1e-10)
+                np.testing.assert_allclose(got[3], ref[3], rtol=1e-8, atol=1e-10)
+                for a, b in zip(got, two):
+                    assert np.array_equal(a, b)
+                assert np.array_equal(val[0], got[0]) and np.array_equal(val[1], got[1])

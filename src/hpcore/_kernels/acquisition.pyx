@@ -14,7 +14,8 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
 from hpcore._kernels._openmp cimport effective_n_threads
-from hpcore._kernels.gp cimport GPState, gp_state, posterior_point, POSTERIOR_WORK
+from hpcore._kernels.gp cimport (GPState, gp_state, posterior_point, posterior_block,
+                                 POSTERIOR_WORK)
 from hpcore._kernels.gp import kernel_matrix as _kernel_matrix
 from scipy.linalg.cython_lapack cimport dtrtrs
 
@@ -68,20 +69,13 @@ cdef double log_h(double z, double* dlogh) noexcept nogil:
     return -0.5 * z2 - C1 - log(z2) + log(S)
 
 
-cdef double acq_point(int acq, GPState st, const double* x, double f_best, double beta,
-                      double* work, double* g) noexcept nogil:
-    """Acquisition value at x (to maximize); gradient into g if g != NULL.
-
-    ``work`` holds POSTERIOR_WORK * n + 2 d doubles.
-    """
-    cdef Py_ssize_t d = st.d, q
-    cdef double mu, var, sd, z, lh, dlh, val, Phi, phi, h, sb
-    cdef double* gmu = NULL
-    cdef double* gvar = NULL
-    if g != NULL:
-        gmu = work + POSTERIOR_WORK * st.n
-        gvar = gmu + d
-    posterior_point(st, x, work, &mu, &var, gmu, gvar)
+cdef double acq_from_post(int acq, double mu, double var, const double* gmu,
+                         const double* gvar, Py_ssize_t d, double f_best, double beta,
+                         double* g) noexcept nogil:
+    """Acquisition value from the posterior mean and latent variance; its gradient into
+    ``g`` (from the posterior gradients ``gmu``, ``gvar``) if g != NULL."""
+    cdef Py_ssize_t q
+    cdef double sd, z, lh, dlh, val, Phi, phi, h, sb
     sd = sqrt(var)
     z = (f_best - mu) / sd
     if acq == LOGEI:
@@ -112,6 +106,23 @@ cdef double acq_point(int acq, GPState st, const double* x, double f_best, doubl
             for q in range(d):
                 g[q] = phi * (-gmu[q] - z * gvar[q] / (2.0 * sd)) / sd
     return val
+
+
+cdef double acq_point(int acq, GPState st, const double* x, double f_best, double beta,
+                      double* work, double* g) noexcept nogil:
+    """Acquisition value at x (to maximize); gradient into g if g != NULL.
+
+    ``work`` holds POSTERIOR_WORK * n + 2 d doubles.
+    """
+    cdef Py_ssize_t d = st.d
+    cdef double mu, var
+    cdef double* gmu = NULL
+    cdef double* gvar = NULL
+    if g != NULL:
+        gmu = work + POSTERIOR_WORK * st.n
+        gvar = gmu + d
+    posterior_point(st, x, work, &mu, &var, gmu, gvar)
+    return acq_from_post(acq, mu, var, gmu, gvar, d, f_best, beta, g)
 
 
 cdef double acq_from_moments(int acq, double mu, double var, double f_best,
@@ -475,13 +486,15 @@ cdef double _optimize_start(Problem* P, double* x, bint has_discrete, bint has_c
     return v
 
 
-def maximize(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
+def maximize_per_point(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
              const double[::1] inv_l2, double signal, int kind, int acq, double f_best,
              double beta, const double[:, ::1] x0, const double[::1] lower,
              const double[::1] upper, const int[::1] ctype, const Py_ssize_t[::1] lvl_off,
              const double[::1] levels, const Py_ssize_t[::1] gstart,
              const Py_ssize_t[::1] gstop, int maxiter=100, int n_rounds=5, n_threads=None):
-    """Maximize the acquisition from every row of ``x0`` (in parallel).
+    """:func:`maximize` with every start on its own (in parallel over the starts), one
+    posterior solve per evaluated point: the reference the lockstep maximizer is
+    tested against.
 
     Returns ``(xs, values)``: the local maximum reached from each start.
     """
@@ -518,4 +531,494 @@ def maximize(const double[:, ::1] X, const double[:, ::1] L, const double[::1] a
         return xs, vals
     for i in prange(s, nogil=True, schedule="static", num_threads=nt):
         vv[i] = _optimize_start(&P, &xv[i, 0], has_discrete, has_cont)
+    return xs, vals
+
+
+# ---------------------------------------------------------------------------------------
+# Lockstep maximizer: every start's L-BFGS (and rounding / local search) as a state
+# machine that stops at each point it needs evaluated; the driver evaluates the points
+# of all starts in one posterior_block (a dtrsm over all of them instead of one dtrsv per
+# point), feeds the values back and repeats.  Each start follows exactly the steps of
+# _optimize_start / _lbfgs / _local_search above.
+# ---------------------------------------------------------------------------------------
+cdef enum:
+    LB_INIT = 0        # waiting for f, g at the (clipped) start
+    LB_LS = 1          # waiting for f, g at a line-search trial point
+    LB_DONE = 2
+
+cdef enum:
+    PH_RELAX = 0       # relaxed L-BFGS on the box
+    PH_SNAP = 1        # waiting for the value at the rounded point
+    PH_CONT = 2        # L-BFGS on the continuous columns, discrete ones fixed
+    PH_LOCAL = 3       # waiting for the values at the discrete neighbours
+    PH_DONE = 4
+
+
+ctypedef struct LBState:
+    double* x            # the point optimized in place
+    const double* lo
+    const double* hi
+    double* g
+    double* xn
+    double* gn
+    double* dv
+    double* S
+    double* Y
+    double rho[M_HIST]
+    double al[M_HIST]
+    int nstore
+    int head
+    int it
+    int ls
+    int state
+    double f
+    double t
+    double gs
+
+
+ctypedef struct Start:
+    LBState lb
+    double* x            # the start's row of the result
+    double* cand
+    double* lo
+    double* hi
+    double* nb           # discrete neighbours (max_nb x d)
+    int n_nb
+    int phase
+    int r
+    double v
+    const double* req    # points to evaluate: n_req rows from req
+    int n_req
+    int req_grad
+    Py_ssize_t off       # offset of its results in the evaluated block
+
+
+cdef long _STATS[3]
+
+
+def lockstep_stats(bint reset=False):
+    """(lockstep steps, points evaluated with gradients, without) since the last reset."""
+    out = (_STATS[0], _STATS[1], _STATS[2])
+    if reset:
+        _STATS[0] = _STATS[1] = _STATS[2] = 0
+    return out
+
+
+cdef inline bint _active(const LBState* s, Py_ssize_t i) noexcept nogil:
+    return (s.lo[i] >= s.hi[i]) or (s.x[i] <= s.lo[i] and s.g[i] > 0) or \
+        (s.x[i] >= s.hi[i] and s.g[i] < 0)
+
+
+cdef int _lb_try(LBState* s, Py_ssize_t d) noexcept nogil:
+    """Line-search trial t: xn = P(x + t dv).  1: xn is to be evaluated; 0: finished."""
+    cdef Py_ssize_t i
+    cdef double dmax
+    if s.ls >= 30:
+        s.state = LB_DONE
+        return 0
+    s.gs = 0.0
+    dmax = 0.0
+    for i in range(d):
+        s.xn[i] = min(max(s.x[i] + s.t * s.dv[i], s.lo[i]), s.hi[i])
+        s.gs += s.g[i] * (s.xn[i] - s.x[i])
+        if fabs(s.xn[i] - s.x[i]) > dmax:
+            dmax = fabs(s.xn[i] - s.x[i])
+    if dmax < 1e-12:
+        s.state = LB_DONE
+        return 0
+    s.state = LB_LS
+    return 1
+
+
+cdef int _lb_top(LBState* s, Py_ssize_t d, int maxiter) noexcept nogil:
+    """Top of an L-BFGS iteration (convergence test, two-loop direction); then the first
+    line-search trial.  1: a point is to be evaluated; 0: finished."""
+    cdef Py_ssize_t i, k, idx
+    cdef double pg, gam, b, dg, sy, yy
+    if s.it >= maxiter:
+        s.state = LB_DONE
+        return 0
+    pg = 0.0
+    for i in range(d):
+        s.dv[i] = 0.0 if _active(s, i) else s.g[i]
+        if fabs(s.dv[i]) > pg:
+            pg = fabs(s.dv[i])
+    if pg < 1e-9:
+        s.state = LB_DONE
+        return 0
+    for k in range(s.nstore):
+        idx = (s.head - 1 - k + M_HIST) % M_HIST
+        b = 0.0
+        for i in range(d):
+            b += s.S[idx * d + i] * s.dv[i]
+        s.al[idx] = s.rho[idx] * b
+        for i in range(d):
+            s.dv[i] -= s.al[idx] * s.Y[idx * d + i]
+    if s.nstore > 0:
+        idx = (s.head - 1 + M_HIST) % M_HIST
+        sy = 0.0
+        yy = 0.0
+        for i in range(d):
+            sy += s.S[idx * d + i] * s.Y[idx * d + i]
+            yy += s.Y[idx * d + i] * s.Y[idx * d + i]
+        gam = sy / yy
+    else:
+        gam = min(1.0, 0.1 / pg)
+    for i in range(d):
+        s.dv[i] *= gam
+    for k in range(s.nstore - 1, -1, -1):
+        idx = (s.head - 1 - k + M_HIST) % M_HIST
+        b = 0.0
+        for i in range(d):
+            b += s.Y[idx * d + i] * s.dv[i]
+        b *= s.rho[idx]
+        for i in range(d):
+            s.dv[i] += s.S[idx * d + i] * (s.al[idx] - b)
+    dg = 0.0
+    for i in range(d):
+        s.dv[i] = 0.0 if _active(s, i) else -s.dv[i]
+        dg += s.dv[i] * s.g[i]
+    if not (dg < 0):
+        # not a descent direction: restart from steepest descent
+        s.nstore = 0
+        s.head = 0
+        for i in range(d):
+            s.dv[i] = 0.0 if _active(s, i) else -s.g[i] * min(1.0, 0.1 / pg)
+    s.t = 1.0
+    s.ls = 0
+    return _lb_try(s, d)
+
+
+cdef int _lb_begin(LBState* s, double* x, const double* lo, const double* hi,
+                   Py_ssize_t d) noexcept nogil:
+    """Start an L-BFGS run from x (clipped into [lo, hi]): x is to be evaluated."""
+    cdef Py_ssize_t i
+    s.x = x
+    s.lo = lo
+    s.hi = hi
+    s.nstore = 0
+    s.head = 0
+    s.it = 0
+    for i in range(d):
+        x[i] = min(max(x[i], lo[i]), hi[i])
+    s.state = LB_INIT
+    return 1
+
+
+cdef int _lb_feed(LBState* s, Py_ssize_t d, int maxiter, double fval,
+                  const double* grad) noexcept nogil:
+    """The value (``fval`` = -acquisition) and gradient at the point last asked for.
+    1: the next point is to be evaluated (s.xn); 0: finished (s.x, s.f)."""
+    cdef Py_ssize_t i
+    cdef double sy, yy, b, fn
+    if s.state == LB_INIT:
+        s.f = fval
+        for i in range(d):
+            s.g[i] = grad[i]
+        return _lb_top(s, d, maxiter)
+    fn = fval
+    if not (fn <= s.f + 1e-4 * s.gs and fn == fn):
+        s.t *= 0.5
+        s.ls += 1
+        return _lb_try(s, d)
+    for i in range(d):
+        s.gn[i] = grad[i]
+    sy = 0.0
+    yy = 0.0
+    for i in range(d):
+        s.S[s.head * d + i] = s.xn[i] - s.x[i]
+        s.Y[s.head * d + i] = s.gn[i] - s.g[i]
+        sy += s.S[s.head * d + i] * s.Y[s.head * d + i]
+        yy += s.Y[s.head * d + i] * s.Y[s.head * d + i]
+    if sy > 1e-10 * yy and sy > 0:
+        s.rho[s.head] = 1.0 / sy
+        s.head = (s.head + 1) % M_HIST
+        if s.nstore < M_HIST:
+            s.nstore += 1
+    b = s.f - fn
+    s.f = fn
+    for i in range(d):
+        s.x[i] = s.xn[i]
+        s.g[i] = s.gn[i]
+    if b <= 1e-10 * (fabs(s.f) + 1e-10):
+        s.state = LB_DONE
+        return 0
+    s.it += 1
+    return _lb_top(s, d, maxiter)
+
+
+cdef inline void _ask_lb(Start* st) noexcept nogil:
+    st.req = st.lb.x if st.lb.state == LB_INIT else st.lb.xn
+    st.n_req = 1
+    st.req_grad = 1
+
+
+cdef int _neighbours(Problem* P, const double* x, double* nb) noexcept nogil:
+    """The discrete neighbours of x in _local_search's order (ordinal -1 / +1 level,
+    then every other category of each block) into the rows of nb; their number."""
+    cdef Py_ssize_t d = P.d, j, c, cur, nl, k, i, delta
+    cdef int cnt = 0
+    j = 0
+    while j < d:
+        if P.ctype[j] == 1:
+            nl = P.lvl_off[j + 1] - P.lvl_off[j]
+            cur = _nearest_level(P.levels + P.lvl_off[j], nl, x[j])
+            for delta in range(-1, 2, 2):
+                k = cur + delta
+                if k < 0 or k >= nl:
+                    continue
+                memcpy(nb + cnt * d, x, d * sizeof(double))
+                nb[cnt * d + j] = P.levels[P.lvl_off[j] + k]
+                cnt += 1
+            j += 1
+        elif P.ctype[j] == 2:
+            for c in range(P.gstart[j], P.gstop[j]):
+                if x[c] == 1.0:
+                    continue
+                memcpy(nb + cnt * d, x, d * sizeof(double))
+                for i in range(P.gstart[j], P.gstop[j]):
+                    nb[cnt * d + i] = 1.0 if i == c else 0.0
+                cnt += 1
+            j = P.gstop[j]
+        else:
+            j += 1
+    return cnt
+
+
+cdef void _round_or_local(Start* st, Problem* P, bint has_cont) noexcept nogil:
+    """A round of the discrete phase: the continuous L-BFGS, else the local search."""
+    cdef Py_ssize_t i, d = P.d
+    if st.r >= P.n_rounds:
+        st.phase = PH_DONE
+        return
+    if has_cont:
+        for i in range(d):
+            if P.ctype[i] == 0:
+                st.lo[i] = P.lower[i]
+                st.hi[i] = P.upper[i]
+            else:
+                st.lo[i] = st.x[i]
+                st.hi[i] = st.x[i]
+        memcpy(st.cand, st.x, d * sizeof(double))
+        _lb_begin(&st.lb, st.cand, st.lo, st.hi, d)
+        st.phase = PH_CONT
+        _ask_lb(st)
+        return
+    _ask_local(st, P)
+
+
+cdef void _ask_local(Start* st, Problem* P) noexcept nogil:
+    st.n_nb = _neighbours(P, st.x, st.nb)
+    if st.n_nb == 0:
+        st.phase = PH_DONE     # no neighbour improves: the search stops
+        return
+    st.req = st.nb
+    st.n_req = st.n_nb
+    st.req_grad = 0
+    st.phase = PH_LOCAL
+
+
+cdef void _start_feed(Start* st, Problem* P, const double* vals, const double* grads,
+                      bint has_discrete, bint has_cont) noexcept nogil:
+    """Give a start the results of its last request and advance it to its next one."""
+    cdef Py_ssize_t d = P.d, k, bi
+    cdef double bestv, v2
+    st.n_req = 0
+    if st.phase == PH_RELAX:
+        if _lb_feed(&st.lb, d, P.maxiter, -vals[0], grads):
+            _ask_lb(st)
+            return
+        st.v = -st.lb.f
+        if not has_discrete:
+            st.phase = PH_DONE
+            return
+        _snap(P, st.x)
+        st.req = st.x
+        st.n_req = 1
+        st.req_grad = 0
+        st.phase = PH_SNAP
+        return
+    if st.phase == PH_SNAP:
+        st.v = vals[0]
+        st.r = 0
+        _round_or_local(st, P, has_cont)
+        return
+    if st.phase == PH_CONT:
+        if _lb_feed(&st.lb, d, P.maxiter, -vals[0], grads):
+            _ask_lb(st)
+            return
+        v2 = -st.lb.f
+        if v2 > st.v:
+            st.v = v2
+            memcpy(st.x, st.cand, d * sizeof(double))
+        _ask_local(st, P)
+        return
+    if st.phase == PH_LOCAL:
+        bestv = st.v
+        bi = -1
+        for k in range(st.n_nb):
+            if vals[k] > bestv:
+                bestv = vals[k]
+                bi = k
+        if bi >= 0:
+            memcpy(st.x, st.nb + bi * d, d * sizeof(double))
+        if not (bestv > st.v):
+            st.phase = PH_DONE
+            return
+        st.v = bestv
+        st.r += 1
+        _round_or_local(st, P, has_cont)
+
+
+cdef int _lockstep(Problem* P, double* xs, double* vout, Py_ssize_t s, bint has_discrete,
+                   bint has_cont, int max_nb, int nt) noexcept nogil:
+    """Run every start of ``xs`` (s x d, in place) in lockstep; values into vout.
+    Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t d = P.d, n = P.st.n, i, k, m, mg, mmax
+    cdef Py_ssize_t per = (4 + 2 * M_HIST) * d + 3 * d + max_nb * d
+    cdef int rc = 0, busy
+    cdef Start* sts = <Start*>malloc(s * sizeof(Start))
+    cdef double* mem = NULL
+    cdef double* blk = NULL
+    cdef double* p
+    mmax = s * (max_nb if max_nb > 1 else 1)
+    if sts != NULL:
+        mem = <double*>malloc(s * per * sizeof(double))
+        # block: points, values, mu, var (mmax each row/entry), gradients (s x d x 3),
+        # kernel rows (mmax x n), dk/d(r^2) rows (s x n)
+        blk = <double*>malloc((mmax * (d + 3) + 3 * s * d + mmax * n + s * n)
+                              * sizeof(double))
+    if sts == NULL or mem == NULL or blk == NULL:
+        free(sts)
+        free(mem)
+        free(blk)
+        return -1
+    cdef double* Xb = blk
+    cdef double* val = Xb + mmax * d
+    cdef double* mu = val + mmax
+    cdef double* var = mu + mmax
+    cdef double* gmu = var + mmax
+    cdef double* gvar = gmu + s * d
+    cdef double* gacq = gvar + s * d
+    cdef double* Kb = gacq + s * d
+    cdef double* Cb = Kb + mmax * n
+    for i in range(s):
+        p = mem + i * per
+        sts[i].lb.g = p
+        sts[i].lb.xn = p + d
+        sts[i].lb.gn = p + 2 * d
+        sts[i].lb.dv = p + 3 * d
+        sts[i].lb.S = p + 4 * d
+        sts[i].lb.Y = p + (4 + M_HIST) * d
+        sts[i].lo = p + (4 + 2 * M_HIST) * d
+        sts[i].hi = sts[i].lo + d
+        sts[i].cand = sts[i].hi + d
+        sts[i].nb = sts[i].cand + d
+        sts[i].x = xs + i * d
+        sts[i].phase = PH_RELAX
+        sts[i].v = -INFINITY
+        _lb_begin(&sts[i].lb, sts[i].x, P.lower, P.upper, d)
+        _ask_lb(&sts[i])
+    while True:
+        # gather: the gradient requests first (their rows get gradients), then the rest
+        m = 0
+        for i in range(s):
+            if sts[i].phase != PH_DONE and sts[i].n_req > 0 and sts[i].req_grad:
+                memcpy(Xb + m * d, sts[i].req, d * sizeof(double))
+                sts[i].off = m
+                m += 1
+        mg = m
+        for i in range(s):
+            if sts[i].phase != PH_DONE and sts[i].n_req > 0 and not sts[i].req_grad:
+                memcpy(Xb + m * d, sts[i].req, sts[i].n_req * d * sizeof(double))
+                sts[i].off = m
+                m += sts[i].n_req
+        if m == 0:
+            break
+        if posterior_block(P.st, Xb, m, mg, Kb, Cb, mu, var, gmu, gvar, nt) != 0:
+            rc = -1
+            break
+        _STATS[0] += 1
+        _STATS[1] += mg
+        _STATS[2] += m - mg
+        for k in range(m):
+            if k < mg:
+                val[k] = acq_from_post(P.acq, mu[k], var[k], gmu + k * d, gvar + k * d, d,
+                                       P.f_best, P.beta, gacq + k * d)
+                for i in range(d):
+                    gacq[k * d + i] = -gacq[k * d + i]
+            else:
+                val[k] = acq_from_post(P.acq, mu[k], var[k], NULL, NULL, d, P.f_best, P.beta,
+                                       NULL)
+        for i in range(s):
+            if sts[i].phase != PH_DONE and sts[i].n_req > 0:
+                k = sts[i].off
+                _start_feed(&sts[i], P, val + k, gacq + k * d if k < mg else NULL,
+                            has_discrete, has_cont)
+    for i in range(s):
+        vout[i] = sts[i].v
+    free(sts)
+    free(mem)
+    free(blk)
+    return rc
+
+
+def maximize(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
+             const double[::1] inv_l2, double signal, int kind, int acq, double f_best,
+             double beta, const double[:, ::1] x0, const double[::1] lower,
+             const double[::1] upper, const int[::1] ctype, const Py_ssize_t[::1] lvl_off,
+             const double[::1] levels, const Py_ssize_t[::1] gstart,
+             const Py_ssize_t[::1] gstop, int maxiter=100, int n_rounds=5, n_threads=None):
+    """Maximize the acquisition from every row of ``x0``: projected L-BFGS on the
+    relaxed problem, then (with discrete columns) rounding, local search over the
+    discrete neighbours and L-BFGS on the continuous columns, as
+    :func:`maximize_per_point`, but the starts run in lockstep: each step evaluates the
+    points every start asks for in one posterior_block (one dtrsm over all of them).
+
+    Returns ``(xs, values)``: the local maximum reached from each start.
+    """
+    cdef Py_ssize_t s = x0.shape[0], d = X.shape[1], j
+    xs = np.array(x0, dtype=np.float64, copy=True, order="C")
+    vals = np.empty(s)
+    cdef double[:, ::1] xv = xs
+    cdef double[::1] vv = vals
+    cdef Problem P
+    cdef bint has_discrete = 0, has_cont = 0
+    cdef int max_nb = 0, rc = 0
+    j = 0
+    while j < d:
+        if ctype[j] == 0:
+            has_cont = 1
+            j += 1
+        elif ctype[j] == 1:
+            has_discrete = 1
+            max_nb += 2
+            j += 1
+        else:
+            has_discrete = 1
+            max_nb += <int>(gstop[j] - gstart[j])   # a bound: one of them is x's own
+            j = gstop[j]
+    XTa = np.ascontiguousarray(np.asarray(X).T)
+    cdef double[:, ::1] XT = XTa
+    P.st = gp_state(X, L, alpha, inv_l2, signal, kind, XT)
+    P.acq = acq
+    P.f_best = f_best
+    P.beta = beta
+    P.d = d
+    P.lower = &lower[0]
+    P.upper = &upper[0]
+    P.ctype = &ctype[0]
+    P.lvl_off = &lvl_off[0]
+    P.levels = &levels[0]
+    P.gstart = &gstart[0]
+    P.gstop = &gstop[0]
+    P.maxiter = maxiter
+    P.n_rounds = n_rounds
+    cdef int nt = effective_n_threads(n_threads)
+    if s == 0:
+        return xs, vals
+    with nogil:
+        rc = _lockstep(&P, &xv[0, 0], &vv[0], s, has_discrete, has_cont, max_nb, nt)
+    if rc != 0:
+        raise MemoryError("maximize: out of memory for the lockstep buffers")
     return xs, vals

@@ -1,4 +1,5 @@
-# Shared GP pieces: acquisition.pyx cimports the posterior at one point from here.
+# Shared GP pieces: acquisition.pyx cimports the posterior (one point, or a block of
+# points sharing one triangular solve) from here.
 
 ctypedef struct GPState:
     const double* X        # (n, d) training inputs, C order
@@ -24,3 +25,6 @@ cdef void posterior_point(GPState st, const double* x, double* work, double* mu,
 cdef GPState gp_state(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
                       const double[::1] inv_l2, double signal, int kind,
                       const double[:, ::1] XT=*)
+cdef int posterior_block(GPState st, const double* Xb, Py_ssize_t m, Py_ssize_t mg,
+                         double* Kb, double* Cb, double* mu, double* var, double* gmu,
+                         double* gvar, int nt) noexcept nogil

@@ -15,11 +15,11 @@ comes back with the lower factor ``L`` (``K = L L^T``) in C order.
 """
 import numpy as np
 cimport numpy as cnp
-from cython.parallel cimport prange, parallel
+from cython.parallel cimport prange, parallel, threadid
 from libc.math cimport exp, sqrt, log, M_PI, NAN
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
-from scipy.linalg.cython_blas cimport dtrsv, ddot
+from scipy.linalg.cython_blas cimport dtrsv, dtrsm, ddot
 from scipy.linalg.cython_lapack cimport dpotrf, dpotrs, dpotri
 
 from hpcore._kernels._openmp cimport effective_n_threads
@@ -163,6 +163,128 @@ cdef extern from *:
         }
     }
 
+    /* Triangular solves for a block of points against L (lower, n x n, C order).  The
+       points' vectors sit in panels of 4 (panel g: n rows of 4 doubles, lane l = point
+       4g + l), so every step is one 4-wide vector operation over 4 points, and row i of L
+       is read once per pair of panels (it stays in L1 while they use it): 4-8 points cost
+       about what dtrsv pays for one, where OpenBLAS's dtrsm gains little for a few
+       right-hand sides.  hp_fwd_panels solves L v = b (dot form: each v_i from 4 partial
+       sums over j mod 4, then ((s0 + s1) + (s2 + s3))), hp_bwd_panels L^T w = v (axpy
+       form over the rows of L).  A lane's arithmetic is the same whichever lane, panel or
+       pair it is in and however panels are split among threads (no FMA contraction: the
+       AVX2 clone has none), so results do not depend on grouping or thread count. */
+    #if defined(__GNUC__) || defined(__clang__)
+    typedef double hp_v4 __attribute__((vector_size(32), aligned(8)));
+    #define HP_LD(p) (*(const hp_v4*)(p))
+    #define HP_ST(p, v) (*(hp_v4*)(p) = (v))
+    #else
+    typedef struct { double v[4]; } hp_v4_s;
+    #endif
+
+    #if defined(__GNUC__) || defined(__clang__)
+    HP_MULTIVERSION static void hp_fwd_panels(const double* L, Py_ssize_t n, double* P,
+                                              Py_ssize_t np) {
+        Py_ssize_t i, j, g;
+        const Py_ssize_t ps = 4 * n;
+        for (i = 0; i < n; i++) {
+            const double* Li = L + i * n;
+            const double dii = Li[i];
+            for (g = 0; g + 2 <= np; g += 2) {
+                double* P0 = P + g * ps;
+                double* P1 = P0 + ps;
+                hp_v4 a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+                hp_v4 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+                for (j = 0; j + 4 <= i; j += 4) {
+                    const double t0 = Li[j], t1 = Li[j + 1], t2 = Li[j + 2], t3 = Li[j + 3];
+                    a0 += t0 * HP_LD(P0 + 4 * j);       b0 += t0 * HP_LD(P1 + 4 * j);
+                    a1 += t1 * HP_LD(P0 + 4 * j + 4);   b1 += t1 * HP_LD(P1 + 4 * j + 4);
+                    a2 += t2 * HP_LD(P0 + 4 * j + 8);   b2 += t2 * HP_LD(P1 + 4 * j + 8);
+                    a3 += t3 * HP_LD(P0 + 4 * j + 12);  b3 += t3 * HP_LD(P1 + 4 * j + 12);
+                }
+                for (; j < i; j++) {
+                    a0 += Li[j] * HP_LD(P0 + 4 * j);
+                    b0 += Li[j] * HP_LD(P1 + 4 * j);
+                }
+                HP_ST(P0 + 4 * i, (HP_LD(P0 + 4 * i) - ((a0 + a1) + (a2 + a3))) / dii);
+                HP_ST(P1 + 4 * i, (HP_LD(P1 + 4 * i) - ((b0 + b1) + (b2 + b3))) / dii);
+            }
+            for (; g < np; g++) {
+                double* P0 = P + g * ps;
+                hp_v4 a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+                for (j = 0; j + 4 <= i; j += 4) {
+                    a0 += Li[j] * HP_LD(P0 + 4 * j);
+                    a1 += Li[j + 1] * HP_LD(P0 + 4 * j + 4);
+                    a2 += Li[j + 2] * HP_LD(P0 + 4 * j + 8);
+                    a3 += Li[j + 3] * HP_LD(P0 + 4 * j + 12);
+                }
+                for (; j < i; j++) a0 += Li[j] * HP_LD(P0 + 4 * j);
+                HP_ST(P0 + 4 * i, (HP_LD(P0 + 4 * i) - ((a0 + a1) + (a2 + a3))) / dii);
+            }
+        }
+    }
+    HP_MULTIVERSION static void hp_bwd_panels(const double* L, Py_ssize_t n, double* P,
+                                              Py_ssize_t np) {
+        Py_ssize_t i, j, g;
+        const Py_ssize_t ps = 4 * n;
+        for (i = n - 1; i >= 0; i--) {
+            const double* Li = L + i * n;
+            const double dii = Li[i];
+            for (g = 0; g + 2 <= np; g += 2) {
+                double* P0 = P + g * ps;
+                double* P1 = P0 + ps;
+                const hp_v4 w0 = HP_LD(P0 + 4 * i) / dii, w1 = HP_LD(P1 + 4 * i) / dii;
+                HP_ST(P0 + 4 * i, w0);
+                HP_ST(P1 + 4 * i, w1);
+                for (j = 0; j < i; j++) {
+                    const double t = Li[j];
+                    HP_ST(P0 + 4 * j, HP_LD(P0 + 4 * j) - w0 * t);
+                    HP_ST(P1 + 4 * j, HP_LD(P1 + 4 * j) - w1 * t);
+                }
+            }
+            for (; g < np; g++) {
+                double* P0 = P + g * ps;
+                const hp_v4 w0 = HP_LD(P0 + 4 * i) / dii;
+                HP_ST(P0 + 4 * i, w0);
+                for (j = 0; j < i; j++) HP_ST(P0 + 4 * j, HP_LD(P0 + 4 * j) - w0 * Li[j]);
+            }
+        }
+    }
+    #else
+    /* the same arithmetic lane by lane */
+    static void hp_fwd_panels(const double* L, Py_ssize_t n, double* P, Py_ssize_t np) {
+        Py_ssize_t i, j, g, l;
+        for (g = 0; g < np; g++) {
+            double* P0 = P + g * 4 * n;
+            for (i = 0; i < n; i++) {
+                const double* Li = L + i * n;
+                for (l = 0; l < 4; l++) {
+                    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+                    for (j = 0; j + 4 <= i; j += 4) {
+                        s0 += Li[j] * P0[4 * j + l]; s1 += Li[j + 1] * P0[4 * j + 4 + l];
+                        s2 += Li[j + 2] * P0[4 * j + 8 + l]; s3 += Li[j + 3] * P0[4 * j + 12 + l];
+                    }
+                    for (; j < i; j++) s0 += Li[j] * P0[4 * j + l];
+                    P0[4 * i + l] = (P0[4 * i + l] - ((s0 + s1) + (s2 + s3))) / Li[i];
+                }
+            }
+        }
+    }
+    static void hp_bwd_panels(const double* L, Py_ssize_t n, double* P, Py_ssize_t np) {
+        Py_ssize_t i, j, g, l;
+        for (g = 0; g < np; g++) {
+            double* P0 = P + g * 4 * n;
+            for (i = n - 1; i >= 0; i--) {
+                const double* Li = L + i * n;
+                for (l = 0; l < 4; l++) {
+                    const double w = P0[4 * i + l] / Li[i];
+                    P0[4 * i + l] = w;
+                    for (j = 0; j < i; j++) P0[4 * j + l] -= w * Li[j];
+                }
+            }
+        }
+    }
+    #endif
+
     /* Row i of the fused LML gradient pass.  K holds K^{-1} in its lower triangle (C
        order) and c_ij = dk/d(r^2) of pair j < i at K[(n-1-i) n + (n-1-j)] (the strict
        upper triangle, rows flipped: row i's pairs are one contiguous run).
@@ -198,6 +320,10 @@ cdef extern from *:
     void hp_posterior_grad(const double* x, const double* XT, Py_ssize_t n, Py_ssize_t d,
                            const double* a, const double* b, const double* inv_l2,
                            double* gmu, double* gvar) noexcept nogil
+    void hp_fwd_panels(const double* L, Py_ssize_t n, double* P,
+                       Py_ssize_t npanels) noexcept nogil
+    void hp_bwd_panels(const double* L, Py_ssize_t n, double* P,
+                       Py_ssize_t npanels) noexcept nogil
     double hp_grad_row(Py_ssize_t i, Py_ssize_t n, Py_ssize_t d, const double* xi,
                        const double* XT, const double* K, const double* alpha,
                        double* cw, double* acc) noexcept nogil
@@ -306,6 +432,130 @@ cdef void posterior_point(GPState st, const double* x, double* work, double* mu,
             t = (x[q] - xj[q]) * st.inv_l2[q]
             gmu[q] += a * t
             gvar[q] += b * t
+
+
+cdef int _work_threads(int nt, double work, double per_thread, Py_ssize_t units) noexcept nogil:
+    """Threads for a parallel region of ``work`` (flop-like units): at most one per
+    ``per_thread`` of work and per unit, so a small region stays on one thread (waking
+    a thread team costs more than it saves) and more threads are never slower."""
+    cdef double k = work / per_thread
+    if nt <= 1 or units <= 1 or k < 2.0:
+        return 1
+    if k < nt:
+        nt = <int>k
+    if units < nt:
+        nt = <int>units
+    return nt
+
+
+cdef void _solve_block(const double* L, Py_ssize_t n, double* Kb, Py_ssize_t m, bint fwd,
+                       double* P, int nt) noexcept nogil:
+    """Rows 0..m-1 of Kb (one point each, n doubles) solved in place with L v = b
+    (``fwd``) or L^T w = v: groups of 4 points through the panel kernels (a remainder of
+    3 padded to a panel), a remainder of 1 or 2 by dtrsv (a panel wastes its empty lanes
+    there).  ``P`` is scratch of 4 n ceil(m / 4) doubles.  The split depends on m only."""
+    cdef Py_ssize_t npn = m // 4, i, j, l, g0, g1, rem = m % 4, first_tail
+    cdef int nn = <int>n, one = 1, nts, t
+    if rem == 3:
+        npn += 1
+    first_tail = min(m, 4 * npn)
+    if npn > 0:
+        # gather the rows into panels (lane l of panel g = row 4 g + l; padding lanes 0)
+        for g0 in range(npn):
+            for l in range(4):
+                i = 4 * g0 + l
+                if i < m:
+                    for j in range(n):
+                        P[g0 * 4 * n + 4 * j + l] = Kb[i * n + j]
+                else:
+                    for j in range(n):
+                        P[g0 * 4 * n + 4 * j + l] = 0.0
+        nts = _work_threads(nt, <double>npn * n * n * 2.0, 4.0e6, npn)
+        for t in prange(nts, schedule="static", num_threads=nts):
+            g0 = (npn * t) // nts
+            g1 = (npn * (t + 1)) // nts
+            if g1 > g0:
+                if fwd:
+                    hp_fwd_panels(L, n, P + g0 * 4 * n, g1 - g0)
+                else:
+                    hp_bwd_panels(L, n, P + g0 * 4 * n, g1 - g0)
+        for i in range(first_tail):
+            g0 = i // 4
+            l = i % 4
+            for j in range(n):
+                Kb[i * n + j] = P[g0 * 4 * n + 4 * j + l]
+    for i in range(first_tail, m):
+        # the Fortran view of L (C order) is U = L^T
+        if fwd:
+            dtrsv(b"U", b"T", b"N", &nn, <double*>L, &nn, Kb + i * n, &one)
+        else:
+            dtrsv(b"U", b"N", b"N", &nn, <double*>L, &nn, Kb + i * n, &one)
+
+
+cdef int posterior_block(GPState st, const double* Xb, Py_ssize_t m, Py_ssize_t mg,
+                         double* Kb, double* Cb, double* mu, double* var, double* gmu,
+                         double* gvar, int nt) noexcept nogil:
+    """Posterior mean and latent variance at the ``m`` rows of ``Xb`` (C order, m x d),
+    the gradients (into ``gmu``/``gvar``, mg x d) for the first ``mg`` of them, with the
+    triangular solves shared by the block (_solve_block: panels of 4 points read each row
+    of L once) instead of one dtrsv per point: posterior_point's arithmetic otherwise
+    (the same kernel rows, mean, variance clamp and gradient sums).  Needs ``st.XT``.
+
+    ``Kb`` is scratch of m x n doubles, ``Cb`` of mg x n.  Every step is per point or
+    split by points only, so the result is the same for any thread count.  Returns 0,
+    or -1 when a buffer could not be allocated."""
+    cdef Py_ssize_t n = st.n, d = st.d, i, j
+    cdef int ntr
+    cdef double s, c, t
+    cdef double* buf
+    cdef double* kr
+    cdef double* cr
+    if m <= 0:
+        return 0
+    # kernel rows (and dk/d(r^2) for the gradient rows), means
+    ntr = _work_threads(nt, <double>m * n * (d + 12), 2.0e5, m)
+    buf = <double*>malloc((ntr * 2 * n + 4 * n * ((m + 3) // 4)) * sizeof(double))
+    if buf == NULL:
+        return -1
+    for i in prange(m, schedule="static", num_threads=ntr):
+        kr = Kb + i * n
+        hp_kernel_row(Xb + i * d, st.XT, n, n, d, st.inv_l2, st.signal, st.kind, EXP_LO,
+                      buf + 2 * n * threadid(), buf + 2 * n * threadid() + n, kr,
+                      Cb + i * n if i < mg else NULL)
+        s = 0.0
+        for j in range(n):
+            s = s + kr[j] * st.alpha[j]
+        mu[i] = s
+    # v = L^{-1} k
+    _solve_block(st.L, n, Kb, m, True, buf + ntr * 2 * n, nt)
+    for i in prange(m, schedule="static", num_threads=ntr):
+        kr = Kb + i * n
+        s = 0.0
+        for j in range(n):
+            s = s + kr[j] * kr[j]
+        s = st.signal - s
+        if s < 1e-14 * st.signal:
+            s = 1e-14 * st.signal
+        var[i] = s
+    if mg <= 0:
+        free(buf)
+        return 0
+    # K^{-1} k = L^{-T} v for the gradient rows
+    _solve_block(st.L, n, Kb, mg, False, buf + ntr * 2 * n, nt)
+    free(buf)
+    ntr = _work_threads(nt, <double>mg * n * (2 * d + 4), 2.0e5, mg)
+    for i in prange(mg, schedule="static", num_threads=ntr):
+        kr = Kb + i * n
+        cr = Cb + i * n
+        # a_j = 2 c_j alpha_j (into Cb), b_j = -4 c_j (K^{-1} k)_j (into Kb)
+        for j in range(n):
+            c = cr[j]
+            t = kr[j]
+            cr[j] = 2.0 * c * st.alpha[j]
+            kr[j] = -4.0 * c * t
+        hp_posterior_grad(Xb + i * d, st.XT, n, d, cr, kr, st.inv_l2, gmu + i * d,
+                          gvar + i * d)
+    return 0
 
 
 cdef inline double _fabs(double x) noexcept nogil:
@@ -643,4 +893,37 @@ def predict(const double[:, ::1] X, const double[:, ::1] L, const double[::1] al
                 _predict_one(st, &Xq[i, 0], &muv[i], &varv[i], NULL, NULL)
     if return_grad:
         return mu, var, gmu, gvar
+    return mu, var
+
+
+def predict_block(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
+                  const double[::1] inv_l2, double signal, int kind, const double[:, ::1] Xq,
+                  bint return_grad=False, n_threads=None):
+    """:func:`predict` through posterior_block: all rows of ``Xq`` share the triangular
+    solves (dtrsm over blocks of points).  Same returns as :func:`predict`."""
+    _check_kind(kind)
+    cdef Py_ssize_t m = Xq.shape[0], d = X.shape[1], n = X.shape[0]
+    if Xq.shape[1] != d:
+        raise ValueError(f"Xq must have {d} columns, got {Xq.shape[1]}")
+    mu = np.empty(m)
+    var = np.empty(m)
+    cdef Py_ssize_t mg = m if return_grad else 0
+    gmu = np.zeros((max(mg, 1), d))
+    gvar = np.zeros((max(mg, 1), d))
+    Kb = np.empty((max(m, 1), n))
+    Cb = np.empty((max(mg, 1), n))
+    cdef double[::1] muv = mu, varv = var
+    cdef double[:, ::1] gmv = gmu, gvv = gvar, Kv = Kb, Cv = Cb
+    XTa = np.ascontiguousarray(np.asarray(X).T)
+    cdef double[:, ::1] XT = XTa
+    cdef GPState st = gp_state(X, L, alpha, inv_l2, signal, kind, XT)
+    cdef int nt = effective_n_threads(n_threads), rc = 0
+    if m > 0:
+        with nogil:
+            rc = posterior_block(st, &Xq[0, 0], m, mg, &Kv[0, 0], &Cv[0, 0], &muv[0],
+                                 &varv[0], &gmv[0, 0], &gvv[0, 0], nt)
+    if rc != 0:
+        raise MemoryError("predict_block: out of memory for a row buffer")
+    if return_grad:
+        return mu, var, gmu[:m], gvar[:m]
     return mu, var
