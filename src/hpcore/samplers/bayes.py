@@ -110,6 +110,12 @@ class BayesSampler(BaseSampler):
         that are sampled uniformly at random (BOHB's ``rho``, default 1/3 as in Falkner
         et al. 2018), decided per trial number by a seeded stream.  Without a rung
         pruner it has no effect.
+    max_fantasies : int
+        At most this many pending (RUNNING) trials are fantasized, the most recently
+        started ones; every pending trial is still excluded and kept ``pending_radius``
+        away from.  Fantasizing k pending trials costs O(n^2 k + k^3) per ask and adds k
+        rows to every posterior evaluation, which 10,000 RUNNING trials would make the
+        whole cost of an ask.
     seed : int, optional
     n_threads : int, optional
         OpenMP threads of the kernels.  ``None``: one thread below
@@ -134,7 +140,7 @@ class BayesSampler(BaseSampler):
                  refit_every: int = 10, n_restarts: int = 2,
                  warm_maxiter: int = 10, n_starts: int = 12, n_raw_samples: int = 512,
                  multi_fidelity: bool = True, min_points: int | None = None,
-                 random_fraction: float = 1 / 3,
+                 random_fraction: float = 1 / 3, max_fantasies: int = 256,
                  seed: int | None = None, n_threads: int | None = None) -> None:
         super().__init__(seed)
         self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 1)
@@ -170,6 +176,7 @@ class BayesSampler(BaseSampler):
                 or not 0.0 <= random_fraction <= 1.0:
             raise ValueError(f"random_fraction must be a number in [0, 1], got {random_fraction!r}")
         self.random_fraction = float(random_fraction)
+        self.max_fantasies = _check_int("max_fantasies", max_fantasies, 0)
         #: Rung index of the data of the last GP fit: ``None`` when it was the COMPLETE
         #: trials' values (or no GP was fitted); ``L`` for rung ``L``'s intermediate values.
         self.last_fit_rung: int | None = None
@@ -203,6 +210,8 @@ class BayesSampler(BaseSampler):
         self._layout = None
         self._rungs: RungCollector | None = None
         self._rung_theta: dict[int, tuple[np.ndarray | None, int]] = {}
+        self._pend_cache: dict[tuple[int, int], np.ndarray] = {}
+        self._pend_key = None
 
     def _space_layout(self, space):
         """Imputation values, ordinal levels and categorical blocks of the space."""
@@ -482,13 +491,20 @@ class BayesSampler(BaseSampler):
         liar = None if self.pending == "believer" else {
             "liar_min": y.min(), "liar_mean": y.mean(), "liar_max": y.max()}[self.pending]
         if pend:
-            Xp = np.array([self._encode(study, t.params) for t in pend])
-            model = self._fantasize(model, Xp, liar, nt)
+            Xp = self._pending_rows(study, pend)
+            fant = Xp
+            if len(pend) > self.max_fantasies:
+                # the most recently started ones: fantasizing k pending trials costs
+                # O(n^2 k + k^3) and grows every later posterior evaluation by k
+                idx = np.argsort([t.number for t in pend], kind="stable")
+                fant = Xp[np.sort(idx[-self.max_fantasies:])]
+            if len(fant):
+                model = self._fantasize(model, fant, liar, nt)
             exclude = np.vstack([exclude, Xp])
         _, discrete, blocks = self._layout
         k = min(5, len(y))
         x_best = X[np.argsort(y, kind="stable")[:k]]
-        seen = {self._key_of(r) for r in exclude}
+        seen = set(_row_keys(exclude))
         xs, _ = maximize_acquisition(
             model, kind=self.acquisition, f_best=f_best, beta=self.beta, bounds=box,
             discrete=discrete, categorical=blocks, n_starts=self.n_starts,
@@ -558,8 +574,7 @@ class BayesSampler(BaseSampler):
             C = np.array([self._encode(study, c) for c in cfgs])
         # drop repeats and evaluated/pending configurations
         keep, kset = [], set()
-        for i, c in enumerate(C):
-            kk = self._key_of(c)
+        for i, kk in enumerate(_row_keys(C)):
             if kk not in seen and kk not in kset:
                 kset.add(kk)
                 keep.append(i)
@@ -578,7 +593,7 @@ class BayesSampler(BaseSampler):
         Lff = np.zeros((qmax, qmax))       # the fantasies' block of the Cholesky factor
         bf = np.empty(qmax)                # the fantasies' whitened targets
         Uf = np.empty((qmax, d))
-        pos = {self._key_of(c): i for i, c in enumerate(C)}
+        pos = {kk: i for i, kk in enumerate(_row_keys(C))}
         alive = np.ones(len(C), dtype=bool)
         out: list[dict[str, Any]] = []
         u = u0
@@ -659,6 +674,22 @@ class BayesSampler(BaseSampler):
                           kernel=self.kernel, theta0=model.theta, optimize=False,
                           n_threads=nt)
 
+    def _pending_rows(self, study: "Study", pend) -> np.ndarray:
+        """Encoded rows of the pending trials ``pend``, cached by trial number (with
+        thousands of RUNNING trials, encoding them all on every ask would dominate it)."""
+        old = self._pend_cache if self._pend_key == self._key else {}
+        cache = {}
+        rows = []
+        for t in pend:
+            k = (t.number, len(t.params))     # a running trial's params may still grow
+            r = old.get(k)
+            if r is None:
+                r = self._encode(study, t.params)
+            cache[k] = r
+            rows.append(r)
+        self._pend_cache, self._pend_key = cache, self._key
+        return np.array(rows)
+
     def _apart(self, u: np.ndarray, Xp: np.ndarray) -> bool:
         """Whether ``u`` is farther than ``pending_radius`` from every pending row."""
         if len(Xp) == 0:
@@ -668,6 +699,17 @@ class BayesSampler(BaseSampler):
     @staticmethod
     def _key_of(x: np.ndarray) -> bytes:
         return np.round(x, 9).tobytes()
+
+
+def _row_keys(M: np.ndarray) -> list[bytes]:
+    """``BayesSampler._key_of`` of every row of ``M`` (one rounding and one byte string
+    for the whole matrix, sliced per row)."""
+    R = np.ascontiguousarray(np.round(np.asarray(M, dtype=np.float64), 9))
+    if R.ndim != 2 or len(R) == 0:
+        return []
+    w = R.shape[1] * 8
+    b = R.tobytes()
+    return [b[i * w:(i + 1) * w] for i in range(len(R))]
 
 
 class _Budget(Exception):
@@ -683,7 +725,8 @@ def _append_rows(model: GPModel, Xn: np.ndarray, y: np.ndarray, diag: np.ndarray
 
     Raises ``numpy.linalg.LinAlgError`` when the Schur complement is not positive
     definite."""
-    from scipy.linalg import cho_solve, solve_triangular
+    from scipy.linalg import solve_triangular
+    from scipy.linalg.blas import dtrsv
 
     from hpcore._kernels import gp as _gpk
 
@@ -698,15 +741,17 @@ def _append_rows(model: GPModel, Xn: np.ndarray, y: np.ndarray, diag: np.ndarray
         K22[np.diag_indices(k)] += diag
         B = solve_triangular(model.L, K12, lower=True, check_finite=False)
         L22 = np.linalg.cholesky(K22 - B.T @ B)
-        L = np.zeros((n + k, n + k))
+        L = np.empty((n + k, n + k))
         L[:n, :n] = model.L
+        L[:n, n:] = 0.0
         L[n:, :n] = B.T
         L[n:, n:] = L22
         X = np.vstack([model.X, Xn])
     else:
         L = model.L
     y = np.ascontiguousarray(y, dtype=np.float64)
-    alpha = cho_solve((L, True), y, check_finite=False)
+    # alpha = L^-T L^-1 y on the Fortran view of L (L.T, upper): no copy of the factor
+    alpha = dtrsv(L.T, dtrsv(L.T, y, lower=0, trans=1), lower=0, trans=0)
     lml = float(-0.5 * y @ alpha - np.log(np.diag(L)).sum() - 0.5 * len(y) * math.log(2 * math.pi))
     return GPModel(X=X, y=y, theta=model.theta, kernel=model.kernel, L=L, alpha=alpha,
                    jitter=model.jitter, log_marginal_likelihood=lml, n_evals=0)
