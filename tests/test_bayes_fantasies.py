@@ -42,3 +42,35 @@ def test_no_fantasies_and_bad_cap():
     assert set(t.params) == {"x", "y"}
     with pytest.raises(ValueError, match="max_fantasies"):
         hp.BayesSampler(max_fantasies=-1)
+
+
+def test_local_gp_reuses_its_factor_while_the_local_set_is_unchanged(monkeypatch):
+    from hpcore.kernels import gp_fit
+
+    n = _bayes._LOCAL_MAX_OBS + 40
+    sp = hp.Space({"x": hp.Float(0.0, 1.0), "y": hp.Float(0.0, 1.0)})
+    st = hp.Study(sp, sampler=hp.RandomSampler(seed=0))
+    rng = np.random.default_rng(0)
+    for x in rng.random((n, 2)):
+        t = st.ask(params={"x": float(x[0]), "y": float(x[1])})
+        st.tell(t, float(((x - 0.3) ** 2).sum()))
+    s = hp.BayesSampler(seed=0)
+    st.sampler = s
+    st.ask()                                    # cold start: hyperparameters, factor
+    first = s._chol
+    # an observation far from the incumbent (0.3, 0.3) stays outside the local set
+    t = st.ask(params={"x": 1.0, "y": 1.0})
+    st.tell(t, 1.0)
+    calls = []
+    monkeypatch.setattr(_bayes, "gp_fit", lambda *a, **k: calls.append(1) or gp_fit(*a, **k))
+    st.ask()
+    assert not calls                            # no refactorization
+    assert s._chol.L is first.L
+    ref = gp_fit(s._chol.X, s._chol.y, theta0=s._chol.theta, optimize=False)
+    np.testing.assert_allclose(s._chol.alpha, ref.alpha, rtol=1e-8, atol=1e-8)
+    # a new observation next to the incumbent joins the local set: refactorized
+    inc = s._chol.X[int(np.argmin(s._chol.y))]
+    t = st.ask(params={"x": float(inc[0]) + 1e-4, "y": float(inc[1])})
+    st.tell(t, -1.0)
+    st.ask()
+    assert calls and s._chol.L is not first.L

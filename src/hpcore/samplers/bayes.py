@@ -443,8 +443,9 @@ class BayesSampler(BaseSampler):
             box[j] = (0.0, 1.0)
         for a, b in blocks:
             box[a:b] = (0.0, 1.0)
-        # the local set changes from ask to ask: no factor to extend
-        self._chol = None
+        # the cached factor is reused (_extended) only while the local set is the same
+        # rows in the same order (a new observation outside the nearest ones); else the
+        # set is refactorized
         return np.ascontiguousarray(Xl), y[idx], box
 
     def sample_batch(self, study: "Study", numbers) -> list[dict[str, Any]]:
