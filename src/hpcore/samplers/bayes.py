@@ -43,6 +43,8 @@ _WARM_MAX_OBS = 100     # beyond, bounded warm refits every refit_every observat
 _REFIT_WORK = 2.0e9     # beyond _WARM_MAX_OBS: LML evaluations of a refit ~ _REFIT_WORK / n^3
 _REFIT_MAX_EVALS = 30
 _LOCAL_MAX_OBS = 2000   # beyond, a local GP on the nearest points to the incumbent
+_GRAM_MIN_RATIO = 4     # sample_batch: V^T V of the pool once when q * 4 >= pool size
+_GRAM_MAX_POOL = 4096   # ... and the pool is at most this large (the m x m matrix)
 
 
 def _check_int(name: str, v: Any, lo: int) -> int:
@@ -589,6 +591,9 @@ class BayesSampler(BaseSampler):
         mu = V.T @ b
         var = sig - np.einsum("ij,ij->j", V, V)
         qmax = len(numbers)
+        # each accepted pool candidate i needs v_i^T V (a pass over the n x m V): for
+        # many fantasies, all of them at once as the Gram matrix V^T V (one BLAS-3 product)
+        G = V.T @ V if qmax * _GRAM_MIN_RATIO >= len(C) and len(C) <= _GRAM_MAX_POOL else None
         W = np.empty((qmax, len(C)))       # fantasy rows of every candidate's whitened vector
         Vf = np.empty((len(b), qmax))      # each fantasy's data part L^-1 k(X, u_j)
         Lff = np.zeros((qmax, qmax))       # the fantasies' block of the Cholesky factor
@@ -603,6 +608,7 @@ class BayesSampler(BaseSampler):
             i = pos.get(self._key_of(u))
             if i is not None:       # a pool candidate: its whitened vector is known
                 vu, wu = V[:, i], W[:f, i]
+                vV = G[i] if G is not None else vu @ V
             else:
                 ku = _gpk.kernel_matrix(model.X, u[None, :], model.inv_l2, sig, model.kind,
                                         nt)[:, 0]
@@ -614,12 +620,13 @@ class BayesSampler(BaseSampler):
                                           check_finite=False)
                 else:
                     wu = np.empty(0)
+                vV = vu @ V
             du = math.sqrt(max(sig + fnoise - vu @ vu - wu @ wu, 1e-12 * sig))
             mean_u = vu @ b + wu @ bf[:f]
             yu = mean_u if liar is None else liar
             bnew = (yu - mean_u) / du
             kuc = _gpk.kernel_matrix(u[None, :], C, model.inv_l2, sig, model.kind, nt)[0]
-            r = (kuc - vu @ V - wu @ W[:f]) / du
+            r = (kuc - vV - wu @ W[:f]) / du
             W[f] = r
             Vf[:, f] = vu
             Lff[f, :f] = wu
