@@ -462,19 +462,7 @@ class InMemoryStorage(BaseStorage):
             log = self._log[study_id]
             if len(log) != cursor or self._queue[study_id]:
                 return None
-            meta = self._study_meta[study_id]       # as _new_trial, inline
-            number = meta["n"]
-            meta["n"] = number + 1
-            trials = self._trials
-            tid = len(trials)
-            now = time.time()
-            t = FrozenTrial(number, tid, _RUNNING, {}, None, {}, now, None, {},
-                            dict(system_attrs) if system_attrs else {}, None)
-            trials.append(t)
-            self._study_of.append(study_id)
-            self._heartbeat[tid] = now
-            log.append(tid)
-            return t
+            return self._new_trial(study_id, system_attrs)
 
     def _fast_set_params(self, trial_id: int, params: dict, cursor: int) -> tuple[dict, bool]:
         """``set_trial_params``; returns the stored params and whether the study's log was

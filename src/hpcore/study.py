@@ -309,14 +309,7 @@ class Study:
                 params = new.params
                 budget = new.system_attrs.get("budget", budget)
             else:
-                try:
-                    params = self.sampler.sample(self, number)
-                except StudyExhausted:
-                    self._abandon(tid, None, number)
-                    raise
-                except BaseException as exc:
-                    self._abandon(tid, f"sampler failed: {type(exc).__name__}: {exc}")
-                    raise
+                params = self._sample_or_abandon(tid, number)
                 try:
                     self.storage.set_trial_params(tid, params)
                 except BaseException:
@@ -324,6 +317,19 @@ class Study:
                     raise
         return Trial(number, tid, params, reporter=self.report, attr_setter=self.set_user_attr,
                      budget=budget)
+
+    def _sample_or_abandon(self, tid: int, number: int) -> dict:
+        """The sampler's params for trial ``number`` (caller holds the lock); if the
+        sampler raises, the trial is abandoned (discarded when the space is exhausted,
+        else failed with the error) and the exception propagates."""
+        try:
+            return self.sampler.sample(self, number)
+        except StudyExhausted:
+            self._abandon(tid, None, number)
+            raise
+        except BaseException as exc:
+            self._abandon(tid, f"sampler failed: {type(exc).__name__}: {exc}")
+            raise
 
     def _ask_mem(self, budget: float | None) -> Trial:
         """:meth:`ask` without ``params`` on exactly an :class:`InMemoryStorage`.
@@ -355,14 +361,7 @@ class Study:
             tid, number = t.trial_id, t.number
             if self._heartbeat is not None:   # beats from now on, also while the sampler runs
                 self._heartbeat.add(tid)
-            try:
-                params = self.sampler.sample(self, number)
-            except StudyExhausted:
-                self._abandon(tid, None, number)
-                raise
-            except BaseException as exc:
-                self._abandon(tid, f"sampler failed: {type(exc).__name__}: {exc}")
-                raise
+            params = self._sample_or_abandon(tid, number)
             try:
                 if self._pend is t:
                     stored, at = storage._fast_set_params(tid, params, self._pend_end)
