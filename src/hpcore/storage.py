@@ -464,16 +464,20 @@ class InMemoryStorage(BaseStorage):
                 return None
             return self._new_trial(study_id, system_attrs)
 
+    def _fast_running(self, trial_id: int, cursor: int) -> tuple[FrozenTrial, list, bool]:
+        """The RUNNING trial (raising as the public setters do), its study's log, and
+        whether that log was at ``cursor`` (caller holds the lock)."""
+        t = self._trials[trial_id] if 0 <= trial_id < len(self._trials) else None
+        if t is None or t.state != _RUNNING:
+            t = self._running(trial_id)
+        log = self._log[self._study_of[trial_id]]
+        return t, log, len(log) == cursor
+
     def _fast_set_params(self, trial_id: int, params: dict, cursor: int) -> tuple[dict, bool]:
         """``set_trial_params``; returns the stored params and whether the study's log was
         at ``cursor`` before this change (so ``cursor + 1`` is after it)."""
         with self._lock:
-            t = self._trials[trial_id] if 0 <= trial_id < len(self._trials) else None
-            if t is None or t.state != _RUNNING:
-                t = self._running(trial_id)     # raises as set_trial_params does
-            sid = self._study_of[trial_id]
-            log = self._log[sid]
-            at = len(log) == cursor
+            t, log, at = self._fast_running(trial_id, cursor)
             t.params = stored = dict(params)
             log.append(trial_id)
             return stored, at
@@ -483,12 +487,7 @@ class InMemoryStorage(BaseStorage):
         """``finish_trial``; returns the stored (finished, shared) trial and whether the
         study's log was at ``cursor`` before this change."""
         with self._lock:
-            t = self._trials[trial_id] if 0 <= trial_id < len(self._trials) else None
-            if t is None or t.state != _RUNNING:
-                t = self._running(trial_id)     # raises as finish_trial does
-            sid = self._study_of[trial_id]
-            log = self._log[sid]
-            at = len(log) == cursor
+            t, log, at = self._fast_running(trial_id, cursor)
             t.state = state if type(state) is TrialState else TrialState(state)
             t.values = values if values is None or type(values) is tuple else tuple(values)
             t.error = error
