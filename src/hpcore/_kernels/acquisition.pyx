@@ -486,6 +486,34 @@ cdef double _optimize_start(Problem* P, double* x, bint has_discrete, bint has_c
     return v
 
 
+cdef object _fill_problem(Problem* P, const double[:, ::1] X, const double[:, ::1] L,
+                          const double[::1] alpha, const double[::1] inv_l2, double signal,
+                          int kind, int acq, double f_best, double beta,
+                          const double[::1] lower, const double[::1] upper,
+                          const int[::1] ctype, const Py_ssize_t[::1] lvl_off,
+                          const double[::1] levels, const Py_ssize_t[::1] gstart,
+                          const Py_ssize_t[::1] gstop, int maxiter, int n_rounds):
+    """Fill ``P`` for the maximizers.  Returns X transposed (the GP state points into
+    it): the caller keeps it alive while ``P`` is in use, as it does the other arrays."""
+    XTa = np.ascontiguousarray(np.asarray(X).T)
+    cdef double[:, ::1] XT = XTa
+    P.st = gp_state(X, L, alpha, inv_l2, signal, kind, XT)
+    P.acq = acq
+    P.f_best = f_best
+    P.beta = beta
+    P.d = X.shape[1]
+    P.lower = &lower[0]
+    P.upper = &upper[0]
+    P.ctype = &ctype[0]
+    P.lvl_off = &lvl_off[0]
+    P.levels = &levels[0]
+    P.gstart = &gstart[0]
+    P.gstop = &gstop[0]
+    P.maxiter = maxiter
+    P.n_rounds = n_rounds
+    return XTa
+
+
 def maximize_per_point(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
              const double[::1] inv_l2, double signal, int kind, int acq, double f_best,
              double beta, const double[:, ::1] x0, const double[::1] lower,
@@ -510,22 +538,8 @@ def maximize_per_point(const double[:, ::1] X, const double[:, ::1] L, const dou
             has_cont = 1
         else:
             has_discrete = 1
-    XTa = np.ascontiguousarray(np.asarray(X).T)
-    cdef double[:, ::1] XT = XTa
-    P.st = gp_state(X, L, alpha, inv_l2, signal, kind, XT)
-    P.acq = acq
-    P.f_best = f_best
-    P.beta = beta
-    P.d = d
-    P.lower = &lower[0]
-    P.upper = &upper[0]
-    P.ctype = &ctype[0]
-    P.lvl_off = &lvl_off[0]
-    P.levels = &levels[0]
-    P.gstart = &gstart[0]
-    P.gstop = &gstop[0]
-    P.maxiter = maxiter
-    P.n_rounds = n_rounds
+    xt_alive = _fill_problem(&P, X, L, alpha, inv_l2, signal, kind, acq, f_best, beta, lower, upper,
+                             ctype, lvl_off, levels, gstart, gstop, maxiter, n_rounds)
     cdef int nt = effective_n_threads(n_threads)
     if s == 0:
         return xs, vals
@@ -998,22 +1012,8 @@ def maximize(const double[:, ::1] X, const double[:, ::1] L, const double[::1] a
             has_discrete = 1
             max_nb += <int>(gstop[j] - gstart[j])   # a bound: one of them is x's own
             j = gstop[j]
-    XTa = np.ascontiguousarray(np.asarray(X).T)
-    cdef double[:, ::1] XT = XTa
-    P.st = gp_state(X, L, alpha, inv_l2, signal, kind, XT)
-    P.acq = acq
-    P.f_best = f_best
-    P.beta = beta
-    P.d = d
-    P.lower = &lower[0]
-    P.upper = &upper[0]
-    P.ctype = &ctype[0]
-    P.lvl_off = &lvl_off[0]
-    P.levels = &levels[0]
-    P.gstart = &gstart[0]
-    P.gstop = &gstop[0]
-    P.maxiter = maxiter
-    P.n_rounds = n_rounds
+    xt_alive = _fill_problem(&P, X, L, alpha, inv_l2, signal, kind, acq, f_best, beta, lower, upper,
+                             ctype, lvl_off, levels, gstart, gstop, maxiter, n_rounds)
     cdef int nt = effective_n_threads(n_threads)
     if s == 0:
         return xs, vals
