@@ -49,6 +49,23 @@ def two_objectives(p: dict) -> tuple[float, float]:
     return float(a), float(0.1 * p["n_layers"] + p["weight_decay"] + p.get("momentum", 0.0))
 
 
+def _timed_step(ask, tell, f):
+    """One trial per call: ``ask()``, the objective ``f`` (untimed), ``tell``; returns the
+    (wall, CPU) seconds of the ask and the tell together."""
+    wall, cpu = time.perf_counter, time.thread_time
+
+    def step() -> tuple[float, float]:
+        t0, c0 = wall(), cpu()
+        tr = ask()
+        t1, c1 = wall(), cpu()
+        v = f(tr.params)
+        t2, c2 = wall(), cpu()
+        tell(tr, v)
+        t3, c3 = wall(), cpu()
+        return (t1 - t0) + (t3 - t2), (c1 - c0) + (c3 - c2)
+    return step
+
+
 def _hp_stepper(kind: str):
     if kind == "random":
         st = hp.Study(hpcore_space(), sampler=hp.RandomSampler(seed=0))
@@ -57,18 +74,7 @@ def _hp_stepper(kind: str):
         st = hp.Study(hpcore_space(), sampler=hp.GeneticSampler(seed=0),
                       directions=["minimize", "minimize"])
         f = two_objectives
-    wall, cpu = time.perf_counter, time.thread_time
-
-    def step() -> tuple[float, float]:
-        t0, c0 = wall(), cpu()
-        tr = st.ask()
-        t1, c1 = wall(), cpu()
-        v = f(tr.params)
-        t2, c2 = wall(), cpu()
-        st.tell(tr, v)
-        t3, c3 = wall(), cpu()
-        return (t1 - t0) + (t3 - t2), (c1 - c0) + (c3 - c2)
-    return step
+    return _timed_step(st.ask, st.tell, f)
 
 
 def _optuna_stepper(kind: str):
@@ -83,20 +89,13 @@ def _optuna_stepper(kind: str):
                                  directions=["minimize", "minimize"])
         f = two_objectives
     dists = optuna_distributions()
-    wall, cpu = time.perf_counter, time.thread_time
 
-    def step() -> tuple[float, float]:
-        t0, c0 = wall(), cpu()
+    def ask():
         tr = st.ask(dists)
         if tr.params["optimizer"] == "sgd":
             tr.suggest_float("momentum", 0.0, 0.99)
-        t1, c1 = wall(), cpu()
-        v = f(tr.params)
-        t2, c2 = wall(), cpu()
-        st.tell(tr, v)
-        t3, c3 = wall(), cpu()
-        return (t1 - t0) + (t3 - t2), (c1 - c0) + (c3 - c2)
-    return step
+        return tr
+    return _timed_step(ask, st.tell, f)
 
 
 NAMES = {"hp_random": "hpcore RandomSampler", "hp_ga": "hpcore GeneticSampler (2 objectives)",

@@ -65,21 +65,12 @@ import numpy as np  # noqa: E402
 import hpcore as hp  # noqa: E402
 from hpcore.trial import TrialState  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_overhead import hpcore_space as space  # noqa: E402  (the 6-parameter space)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS_MD = os.path.join(HERE, "results", "simulation.md")
 RESULTS_JSON = os.path.join(HERE, "results", "simulation.json")
-
-
-def space() -> hp.Space:
-    """6 parameters: 3 floats (one log), 1 int, 1 categorical, 1 conditional float."""
-    return hp.Space({
-        "lr": hp.Float(1e-5, 1e-1, log=True),
-        "dropout": hp.Float(0.0, 0.5),
-        "weight_decay": hp.Float(0.0, 0.1),
-        "n_layers": hp.Int(1, 8),
-        "optimizer": hp.Categorical(["sgd", "adam", "rmsprop"]),
-        "momentum": hp.Float(0.0, 0.99, condition={"optimizer": "sgd"}),
-    })
 
 
 def final_value(p: dict) -> float:
