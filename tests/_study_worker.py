@@ -2,6 +2,7 @@
 
 usage: python _study_worker.py DB_URL NAME N_TRIALS SLEEP [grid]
 """
+import signal
 import sys
 import time
 
@@ -13,6 +14,10 @@ def space():
 
 
 def main():
+    # A process started in the background by a non-interactive shell (a CI runner, `cmd &`)
+    # inherits SIGINT ignored, and Python then leaves it ignored, so Ctrl-C would never
+    # reach the study: give this child the handler an interactive user's process has.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     url, name, n_trials, sleep = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     grid = len(sys.argv) > 5 and sys.argv[5] == "grid"
     sampler = hp.GridSampler(seed=0) if grid else hp.RandomSampler(seed=0)
