@@ -226,3 +226,21 @@ def test_regret_undefined_when_random_reaches_the_best():
     s = summarize(rows)
     assert math.isnan(s["problems"]["flat"]["optimizers"]["optuna-tpe"]["mean_regret"])
     assert s["optimizers"]["optuna-tpe"]["n_problems"] == 0   # left out of the average
+
+
+def test_parallel_cells_give_the_sequential_trials(tmp_path):
+    """--jobs runs cells in worker processes: same rows, same order, as one process."""
+    from hpcore.bench.runner import run_suite
+
+    probs = [bench.get_problem("branin"), bench.get_problem("hartmann6")]
+    specs = [OPTIMIZERS[n] for n in ("hpcore-random", "hpcore-bayes", "hpcore-genetic")]
+    if not OPTIMIZERS["optuna-tpe"].missing():
+        specs.append(OPTIMIZERS["optuna-tpe"])
+    quiet = lambda *a, **k: None  # noqa: E731
+    one = run_suite(probs, specs, [0, 1], 8, n_initial=4, log=quiet)
+    two = run_suite(probs, specs, [0, 1], 8, n_initial=4, n_jobs=2, log=quiet)
+    key = ("optimizer", "problem", "seed", "trial", "value", "best_so_far")
+    assert [tuple(r[k] for k in key) for r in two] == [tuple(r[k] for k in key) for r in one]
+    assert len(one) == len(probs) * len(specs) * 2 * 8
+    with pytest.raises(ValueError, match="n_jobs"):
+        run_suite(probs, specs, [0], 3, n_jobs=0)

@@ -42,6 +42,9 @@ def build_parser(prog: str = "hpcore bench") -> argparse.ArgumentParser:
     ap.add_argument("--seeds", type=int, help="number of seeds (0..seeds-1)")
     ap.add_argument("--n-initial", type=int, default=10, help="initial design size for all")
     ap.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads for all")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="worker processes running (problem, optimizer) cells side by side "
+                         "(default 1; at most one per core, each with --threads threads)")
     ap.add_argument("--out", default="bench_results", help="output folder")
     ap.add_argument("--tag", help="file name part: compare_<tag>.csv (default quick/full)")
     ap.add_argument("--list", action="store_true", help="list problems and optimizers, exit")
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 quick=args.quick,
                 n_trials=args.n_trials if args.n_trials is not None else preset["n_trials"],
                 seeds=args.seeds if args.seeds is not None else preset["seeds"],
-                n_initial=args.n_initial, n_threads=args.threads, out=out,
+                n_initial=args.n_initial, n_threads=args.threads, n_jobs=args.jobs, out=out,
                 tag=args.tag or ("quick" if args.quick else "full"),
                 argv=list(argv) if argv is not None else sys.argv[1:])
     print(f"hpcore bench: done in {time.perf_counter() - t0:.0f} s; results in {out}/")

@@ -213,32 +213,104 @@ def warm_up(problem: Problem, spec: OptimizerSpec, *, n_initial: int, n_threads:
 
 def run_suite(problems: Sequence[Problem], optimizers: Sequence[OptimizerSpec],
               seeds: Iterable[int], n_trials: int, *, n_initial: int = 10, n_threads: int = 1,
-              log=print) -> list[dict[str, Any]]:
-    """Every applicable (optimizer, problem, seed); rows of every trial."""
+              n_jobs: int = 1, log=print) -> list[dict[str, Any]]:
+    """Every applicable (optimizer, problem, seed); rows of every trial.
+
+    ``n_jobs > 1`` runs the (problem, optimizer) cells, each with all its seeds, in that
+    many worker processes (each pinned to ``n_threads``).  Every process warms an
+    optimizer up before that optimizer's first timed run in it, so the warm-up rule is
+    the same as in one process, and the rows come back in the sequential order: the
+    trials and values are those of ``n_jobs=1`` (the timings are measured while the
+    other workers run).
+    """
     seeds = list(seeds)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be an int >= 1, got {n_jobs!r}")
+    cells = [(problem, spec) for problem in problems for spec in optimizers
+             if spec.applies_to(problem)]
+    if n_jobs == 1 or len(cells) <= 1:
+        state = _CellState()
+        rows: list[dict[str, Any]] = []
+        for problem, spec in cells:
+            cell_rows, line = _run_cell(state, problem, spec, seeds, n_trials, n_initial,
+                                        n_threads)
+            rows.extend(cell_rows)
+            log(line)
+        return rows
+    return _run_cells_in_processes(cells, seeds, n_trials, n_initial, n_threads,
+                                   min(n_jobs, len(cells)), log)
+
+
+class _CellState:
+    """What one process keeps between cells: the optimizers it has warmed up and the
+    curve cache of the problem it ran last (cells arrive problem by problem)."""
+
+    def __init__(self) -> None:
+        self.warmed: set[str] = set()
+        self.cache: CurveCache | None = None
+
+    def cache_for(self, problem: Problem) -> CurveCache | None:
+        if not problem.multi_fidelity:
+            return None
+        if self.cache is None or self.cache.problem is not problem:
+            self.cache = CurveCache(problem)
+        return self.cache
+
+
+def _run_cell(state: _CellState, problem: Problem, spec: OptimizerSpec, seeds: list[int],
+              n_trials: int, n_initial: int, n_threads: int) -> tuple[list[dict], str]:
+    cache = state.cache_for(problem)
+    if spec.name not in state.warmed:
+        warm_up(problem, spec, n_initial=n_initial, n_threads=n_threads, cache=cache)
+        state.warmed.add(spec.name)
+    t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    warmed: set[str] = set()
-    for problem in problems:
-        cache = CurveCache(problem) if problem.multi_fidelity else None
-        for spec in optimizers:
-            if not spec.applies_to(problem):
-                continue
-            if spec.name not in warmed:
-                warm_up(problem, spec, n_initial=n_initial, n_threads=n_threads, cache=cache)
-                warmed.add(spec.name)
-            t0 = time.perf_counter()
-            finals = []
-            for seed in seeds:
-                run = run_one(problem, spec, seed, n_trials, n_initial=n_initial,
-                              n_threads=n_threads, cache=cache)
-                rows.extend(run)
-                if run:
-                    finals.append(run[-1]["best_so_far"])
-            log(f"  {problem.name:18s} {spec.name:26s} median final best "
-                f"{np.median(finals) if finals else float('nan'):.6g}  "
-                f"({time.perf_counter() - t0:.1f} s)")
-        if cache is not None:
-            cache.clear()
+    finals = []
+    for seed in seeds:
+        run = run_one(problem, spec, seed, n_trials, n_initial=n_initial,
+                      n_threads=n_threads, cache=cache)
+        rows.extend(run)
+        if run:
+            finals.append(run[-1]["best_so_far"])
+    line = (f"  {problem.name:18s} {spec.name:26s} median final best "
+            f"{np.median(finals) if finals else float('nan'):.6g}  "
+            f"({time.perf_counter() - t0:.1f} s)")
+    return rows, line
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(problems, optimizers, n_threads) -> None:
+    pin_threads(n_threads)
+    _WORKER.update(problems={p.name: p for p in problems},
+                   optimizers={o.name: o for o in optimizers}, state=_CellState())
+
+
+def _worker_cell(problem: str, spec: str, seeds, n_trials, n_initial, n_threads):
+    return _run_cell(_WORKER["state"], _WORKER["problems"][problem],
+                     _WORKER["optimizers"][spec], seeds, n_trials, n_initial, n_threads)
+
+
+def _run_cells_in_processes(cells, seeds, n_trials, n_initial, n_threads, n_jobs, log):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork keeps problems and optimizers registered at run time (the registry lives in
+    # this process); the parent has run no OpenMP region or torch op by now.  Elsewhere
+    # the specs travel by pickle, so they must be importable.
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    problems = list({id(p): p for p, _ in cells}.values())
+    specs = list({id(s): s for _, s in cells}.values())
+    with ProcessPoolExecutor(n_jobs, mp_context=ctx, initializer=_worker_init,
+                             initargs=(problems, specs, n_threads)) as pool:
+        futures = [pool.submit(_worker_cell, p.name, s.name, seeds, n_trials, n_initial,
+                               n_threads) for p, s in cells]
+        rows: list[dict[str, Any]] = []
+        for fut in futures:         # in submission order: the sequential row order
+            cell_rows, line = fut.result()
+            rows.extend(cell_rows)
+            log(line)
     return rows
 
 
@@ -257,8 +329,8 @@ def _versions() -> str:
 
 def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[str] | None = None,
                 quick: bool = False, n_trials: int = 60, seeds: int = 10, n_initial: int = 10,
-                n_threads: int = 1, out: str | os.PathLike = "bench_results", tag: str = "full",
-                argv: Sequence[str] = (), log=print) -> dict[str, Any]:
+                n_threads: int = 1, n_jobs: int = 1, out: str | os.PathLike = "bench_results",
+                tag: str = "full", argv: Sequence[str] = (), log=print) -> dict[str, Any]:
     """Select, run, and write ``compare_<tag>.csv``, ``.md``, ``.json`` and the plots."""
     import json
     import platform
@@ -269,7 +341,7 @@ def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[s
 
     pin_threads(n_threads)  # before any peer is imported
     for name, v, lo in (("n_trials", n_trials, 1), ("seeds", seeds, 1), ("n_initial", n_initial, 1),
-                        ("n_threads", n_threads, 1)):
+                        ("n_threads", n_threads, 1), ("n_jobs", n_jobs, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
     pnames = list(problems) if problems else list_problems("quick" if quick else None)
@@ -292,9 +364,10 @@ def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[s
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     log(f"hpcore bench: {len(specs)} optimizers x {len(probs)} problems x {seeds} seeds, "
-        f"{n_trials} trials, {n_threads} thread(s); load average {load0[0]:.2f}")
+        f"{n_trials} trials, {n_threads} thread(s), {n_jobs} process(es); load average "
+        f"{load0[0]:.2f}")
     rows = run_suite(probs, specs, range(seeds), n_trials, n_initial=n_initial,
-                     n_threads=n_threads, log=log)
+                     n_threads=n_threads, n_jobs=n_jobs, log=log)
     wall = time.perf_counter() - t0
     load1 = os.getloadavg()
     fam = {s.name: s.family for s in specs}
@@ -313,7 +386,8 @@ def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[s
         f"Protocol: {seeds} seeds (0..{seeds - 1}), {n_trials} trials per run (curve problems: "
         f"{n_trials} x max_resource epochs), initial design {n_initial} for every optimizer "
         f"that has one, {n_threads} BLAS/OpenMP/torch thread(s) for all, the same warm-up "
-        f"({n_initial + 2} untimed trials) for all.  Suggestion time = ask + tell + pruner "
+        f"({n_initial + 2} untimed trials, in every process) for all; {n_jobs} worker "
+        f"process(es) running (problem, optimizer) cells side by side.  Suggestion time = ask + tell + pruner "
         "reports, per call.  Timing figures come from a machine shared with other jobs: they "
         "are not quiet-machine figures; the quality figures do not depend on load.  Every "
         f"trial is in `compare_{tag}.csv`; plots `compare_{tag}_best.png`, "
@@ -322,6 +396,7 @@ def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[s
     Path(f"{prefix}.json").write_text(json.dumps(
         {"command": cmd.strip(), "wall_s": wall, "loadavg_start": load0, "loadavg_end": load1,
          "seeds": seeds, "n_trials": n_trials, "n_initial": n_initial, "n_threads": n_threads,
+         "n_jobs": n_jobs,
          "skipped": skipped, "optimizers": summary["optimizers"]}, indent=1, default=float))
     report.write_plots(rows, summary, prefix)
     return summary
