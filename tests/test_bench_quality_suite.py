@@ -52,6 +52,23 @@ def test_sklearn_tasks_evaluate_finite_and_deterministic(problem):
     assert math.isfinite(problem.objective(lo, rng))
 
 
+def test_breast_cancer_classifiers_are_scored_by_log_loss():
+    # error rate on 569 rows saturates (random search's median within 2e-5 of the best
+    # seen): the suite's MLP and SVC there are scored by CV log-loss, a continuous score
+    assert not {"mlp_breast_cancer", "svc_breast_cancer"} & set(P.QUALITY_SUITE)
+    rng = np.random.default_rng(5)
+    for name in ("mlp_logloss_breast_cancer", "svc_logloss_breast_cancer"):
+        assert name in P.QUALITY_SUITE
+        problem = get_problem(name)
+        space = problem.hp_space()
+        vals = [problem.objective(space.decode_random(rng.random(len(space))), rng)
+                for _ in range(4)]
+        # distinct configurations: distinct values (an error rate of 569 rows ties often);
+        # a log-loss is positive and below the clipped maximum (-log(eps))
+        assert len({round(v, 9) for v in vals}) == 4, vals
+        assert all(0.0 < v < 40.0 for v in vals)
+
+
 @pytest.mark.parametrize("problem", SYNTH, ids=lambda p: p.name)
 def test_synthetic_tasks_are_finite_above_their_optimum(problem):
     space = problem.hp_space()
