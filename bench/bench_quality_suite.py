@@ -75,7 +75,7 @@ BUDGETS = (40, 100)
 CAP = 2.0   # the capped variant: each run's regret at most CAP (saturated problems)
 OPTIMIZERS = ("hpcore-bayes", "hpcore-genetic", "hpcore-random", "optuna-tpe", "optuna-gp",
               "skopt-gp", "optuna-nsga2")
-CANDIDATES = ("hpcore-bayes+power",)
+CANDIDATES = ("hpcore-bayes+power", "hpcore-bayes+mace", "hpcore-bayes+mace+power")
 CHEAP = ("hpcore-bayes", "optuna-tpe", "hpcore-random", "hpcore-genetic", "optuna-nsga2",
          "optuna-gp")
 VARIANTS: dict[str, object] = {}   # name -> factory(space, settings): candidate changes
@@ -91,6 +91,21 @@ def _bayes_power(space, s):
 
 
 VARIANTS["hpcore-bayes+power"] = _bayes_power
+
+
+def _bayes_variant(**kw):
+    """Candidate: BayesSampler with the options ``kw`` (one default changed)."""
+    def make(space, s):
+        import hpcore as hp
+        from hpcore.bench import optimizers as O
+
+        return O.HpcoreAskTell(space, hp.BayesSampler(seed=s.seed, n_threads=1, **kw))
+    return make
+
+
+# MACE acquisition portfolio (HEBO); with HEBO's Yeo-Johnson output transform too
+VARIANTS["hpcore-bayes+mace"] = _bayes_variant(acquisition="mace")
+VARIANTS["hpcore-bayes+mace+power"] = _bayes_variant(acquisition="mace", transform="power")
 
 
 # ----------------------------------------------------------------------------- optimizers

@@ -37,6 +37,7 @@ __all__ = ["BayesSampler"]
 
 _PENDING = ("believer", "liar_min", "liar_mean", "liar_max")
 _TRANSFORMS = (None, "log", "power")
+_ACQUISITIONS = tuple(ACQUISITIONS) + ("mace",)
 _MAX_LEVELS = 1024   # ordinal columns with more levels are optimized as continuous
 _PARALLEL_MIN_OBS = 256
 _WARM_MAX_OBS = 100     # beyond, bounded warm refits every refit_every observations
@@ -60,8 +61,12 @@ class BayesSampler(BaseSampler):
     ----------
     n_startup_trials : int
         Quasi-random (scrambled Sobol) trials before the GP takes over.
-    acquisition : {"logei", "ei", "ucb", "pi"}
-        Acquisition function; log-EI (Ament et al., 2023) by default.
+    acquisition : {"logei", "ei", "ucb", "pi", "mace"}
+        Acquisition function; log-EI (Ament et al., 2023) by default.  ``"mace"``: the
+        portfolio of HEBO (:mod:`hpcore.samplers._portfolio`), a random point of the
+        Pareto front of log-EI, log-PI and LCB over the local optima of the three (three
+        maximizations per ask); the rest of a batch (:meth:`sample_batch`) is then
+        scored by log-EI.
     beta : float
         UCB's exploration weight.
     kernel : {"matern52", "rbf"}
@@ -146,8 +151,9 @@ class BayesSampler(BaseSampler):
                  seed: int | None = None, n_threads: int | None = None) -> None:
         super().__init__(seed)
         self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 1)
-        if acquisition not in ACQUISITIONS:
-            raise ValueError(f"acquisition must be one of {sorted(ACQUISITIONS)}, got {acquisition!r}")
+        if acquisition not in _ACQUISITIONS:
+            raise ValueError(f"acquisition must be one of {sorted(_ACQUISITIONS)}, got "
+                             f"{acquisition!r}")
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {kernel!r}")
         if transform not in _TRANSFORMS:
@@ -508,11 +514,16 @@ class BayesSampler(BaseSampler):
         k = min(5, len(y))
         x_best = X[np.argsort(y, kind="stable")[:k]]
         seen = set(_row_keys(exclude))
-        xs, _ = maximize_acquisition(
-            model, kind=self.acquisition, f_best=f_best, beta=self.beta, bounds=box,
-            discrete=discrete, categorical=blocks, n_starts=self.n_starts,
-            n_raw_samples=self.n_raw_samples, x_best=x_best, exclude=exclude,
-            seed=(self.seed + 7919 * numbers[0]) % (2 ** 63), return_all=True, n_threads=nt)
+        seed = (self.seed + 7919 * numbers[0]) % (2 ** 63)
+        if self.acquisition == "mace":
+            xs = self._mace(model, X, y, box, discrete, blocks, x_best, exclude, seed, nt,
+                            len(space.params))
+        else:
+            xs, _ = maximize_acquisition(
+                model, kind=self.acquisition, f_best=f_best, beta=self.beta, bounds=box,
+                discrete=discrete, categorical=blocks, n_starts=self.n_starts,
+                n_raw_samples=self.n_raw_samples, x_best=x_best, exclude=exclude,
+                seed=seed, return_all=True, n_threads=nt)
         cfg = None
         for x in xs:
             c = space.decode(x)
@@ -532,6 +543,48 @@ class BayesSampler(BaseSampler):
             out += self._greedy_batch(study, numbers[1:], model, f_best, xs, u, box, Xp,
                                       seen, liar, nt)
         return out
+
+    def _mace(self, model: GPModel, X: np.ndarray, y: np.ndarray, box, discrete, blocks,
+              x_best: np.ndarray, exclude: np.ndarray, seed: int, nt: int | None,
+              n_params: int) -> np.ndarray:
+        """MACE (:mod:`hpcore.samplers._portfolio`): the local optima of log-EI, PI and
+        LCB (one maximization each, improving on ``tau - eps``, ``tau`` the posterior
+        mean at the incumbent), ordered as the Pareto front of the three in a seeded
+        random order, then the rest by log-EI."""
+        from hpcore.samplers._portfolio import mace_objectives, mace_order
+
+        C, tau, kappa = self._mace_candidates(model, X, y, box, discrete, blocks, x_best,
+                                              exclude, seed, nt, n_params)
+        if len(C) == 0:
+            return C
+        mean, var = gp_predict(model, C, n_threads=nt)
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 17]))
+        F = mace_objectives(mean, var, tau, kappa, model.noise_var, rng)
+        return C[mace_order(F, rng)]
+
+    def _mace_candidates(self, model: GPModel, X: np.ndarray, y: np.ndarray, box, discrete,
+                         blocks, x_best: np.ndarray, exclude: np.ndarray, seed: int,
+                         nt: int | None, n_params: int):
+        """MACE's candidates (the distinct local optima of the three maximizations, in
+        the order found), ``tau`` and ``kappa``."""
+        from hpcore.samplers._portfolio import MACE_EPS, mace_kappa
+
+        tau = float(gp_predict(model, X[int(np.argmin(y))][None, :], n_threads=nt)[0][0])
+        kappa = mace_kappa(len(y), max(1, n_params))
+        parts = []
+        for k, (kind, beta) in enumerate((("logei", self.beta), ("pi", self.beta),
+                                          ("ucb", kappa * kappa))):
+            xs, _ = maximize_acquisition(
+                model, kind=kind, f_best=tau - MACE_EPS, beta=beta, bounds=box,
+                discrete=discrete, categorical=blocks, n_starts=self.n_starts,
+                n_raw_samples=self.n_raw_samples, x_best=x_best, exclude=exclude,
+                seed=(seed + 104723 * k) % (2 ** 63), return_all=True, n_threads=nt)
+            parts.append(xs)
+        C = np.vstack(parts)
+        if len(C):
+            _, first = np.unique(np.round(C, 9), axis=0, return_index=True)
+            C = np.ascontiguousarray(C[np.sort(first)])
+        return C, tau, kappa
 
     def _greedy_batch(self, study: "Study", numbers: list[int], model: GPModel,
                       f_best: float, optima: np.ndarray, u0: np.ndarray, box, Xp: np.ndarray,
@@ -638,7 +691,7 @@ class BayesSampler(BaseSampler):
             np.maximum(var, 1e-14 * sig, out=var)
             sd = np.sqrt(var)
             z = (f_best - mu) / sd
-            if self.acquisition == "logei":
+            if self.acquisition in ("logei", "mace"):    # MACE: the pool by log-EI
                 acq = log_h_array(np.ascontiguousarray(z))[0] + np.log(sd)
             elif self.acquisition == "ei":
                 acq = sd * np.exp(log_h_array(np.ascontiguousarray(z))[0])
