@@ -66,6 +66,7 @@ def run_one(method: str, name: str, seed: int, budget: float) -> dict:
         elapsed = time.monotonic() - t0
         info = {"pipeline": " + ".join(_desc(p) for _, p in m.ensemble_),
                 "n_trials": len(m.leaderboard_), "cv_score": m.best_score_,
+                "ensemble_gain": getattr(m, "ensemble_gain_", None),
                 "refits": [f"{r['pipeline']}: {r['state']} {r['seconds']:.2f}/"
                            f"{r['estimate']:.2f} s" for r in getattr(m, "refits_", [])]}
         pred = m.predict(Xte)
@@ -238,8 +239,10 @@ def report(paths, out: str) -> None:
     lines += ["## Chosen hpcore pipelines (per run)", ""]
     for r in sorted([r for r in runs if r["method"] == "hpcore"],
                     key=lambda r: (r["dataset"], r["budget"], r["seed"])):
+        g = r.get("ensemble_gain")
+        eg = (f" [greedy ensemble's OOF gain {g[0]:+.4f} +- {g[1]:.4f}]" if g else "")
         lines.append(f"- {r['dataset']} {r['budget']:g}s seed {r['seed']}: {r['score']:.4f} "
-                     f"({r.get('n_trials', '?')} trials) {r.get('pipeline', '')}")
+                     f"({r.get('n_trials', '?')} trials) {r.get('pipeline', '')}{eg}")
     with open(out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(out + ".json", "w") as f:

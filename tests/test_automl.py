@@ -17,8 +17,9 @@ pytest.importorskip("sklearn")
 import hpcore as hp  # noqa: E402
 from hpcore.automl import (AutoML, available_estimators, build_pipeline,  # noqa: E402
                            caruana_ensemble, pipeline_space)
-from hpcore.automl._metrics import get_metric  # noqa: E402
+from hpcore.automl._metrics import METRICS, ROW_METRICS, get_metric  # noqa: E402
 from hpcore.automl.defaults import default_configs  # noqa: E402
+from hpcore.automl.ensemble import ensemble_gain, prefer_ensemble  # noqa: E402
 from hpcore.automl.estimator import (_plan_refit, _row_scale, _stages,  # noqa: E402
                                      overrun_allowance)
 
@@ -175,6 +176,81 @@ def test_caruana_ensemble_beats_or_equals_the_best_member():
         caruana_ensemble([members[0], members[0][:, :2]], y, score)
 
 
+def _votes(y, right, n_classes=3):
+    """Probabilities that put 0.9 on the true class where ``right``, else on the next."""
+    lab = np.where(right, y, (y + 1) % n_classes)
+    return 0.1 / (n_classes - 1) * (1 - np.eye(n_classes)[lab]) + 0.9 * np.eye(n_classes)[lab]
+
+
+def test_per_row_metrics_average_to_the_metric():
+    rng = np.random.default_rng(1)
+    n = 97
+    yc = rng.integers(0, 3, size=n)
+    P = rng.dirichlet(np.ones(3), size=n)
+    yr = rng.normal(size=n)
+    p = yr + rng.normal(0, 0.5, size=n)
+    for name, rows in ROW_METRICS.items():
+        task, fn = METRICS[name]
+        yy, pp = (yc, P) if task == "classification" else (yr, p)
+        assert np.mean(rows(yy, pp)) == pytest.approx(fn(yy, pp), abs=1e-12), name
+    assert ROW_METRICS["r2"](np.ones(4), np.zeros(4)) is None     # no split of R^2
+
+
+def test_ensemble_kept_only_when_its_gain_exceeds_the_paired_noise():
+    score, _ = get_metric("accuracy", "classification")
+    rows = ROW_METRICS["accuracy"]
+    rng = np.random.default_rng(0)
+    n = 133
+    y = rng.integers(0, 3, size=n)
+    single_right = np.ones(n, bool)
+    single_right[:3] = False                             # the single model: 3 errors
+    single = _votes(y, single_right)
+    # noise level: one more row right, none worse (gain == its standard error at any n)
+    ens_right = single_right.copy()
+    ens_right[0] = True
+    g, se = ensemble_gain(y, _votes(y, ens_right), single, score, per_row=rows)
+    assert g == pytest.approx(1 / n) and se == pytest.approx(1 / n)
+    assert not prefer_ensemble(g, se)
+    # noise: 3 rows fixed, 2 others broken
+    ens_right = single_right.copy()
+    ens_right[:3] = True
+    ens_right[3:5] = False
+    g, se = ensemble_gain(y, _votes(y, ens_right), single, score, per_row=rows)
+    assert g == pytest.approx(1 / n) and g < se and not prefer_ensemble(g, se)
+    # a real gain: the single model has 12 errors, the ensemble fixes 9 and breaks 1
+    single_right = np.ones(n, bool)
+    single_right[:12] = False
+    ens_right = single_right.copy()
+    ens_right[:9] = True
+    ens_right[20] = False
+    single = _votes(y, single_right)
+    g, se = ensemble_gain(y, _votes(y, ens_right), single, score, per_row=rows)
+    assert g == pytest.approx(8 / n) and g > 2 * se and prefer_ensemble(g, se)
+    # the bootstrap (a metric that is not a mean over rows) agrees with the paired SE
+    bal, _ = get_metric("balanced_accuracy", "classification")
+    gb, seb = ensemble_gain(y, _votes(y, ens_right), single, score, n_boot=400, seed=3)
+    assert gb == pytest.approx(g) and seb == pytest.approx(se, rel=0.25)
+    gb, seb = ensemble_gain(y, _votes(y, ens_right), single, bal, n_boot=400, seed=3)
+    assert prefer_ensemble(gb, seb)
+    ens_right = single_right.copy()
+    ens_right[:3] = True                                 # 3 rows fixed, 2 broken
+    ens_right[12:14] = False
+    gb, seb = ensemble_gain(y, _votes(y, ens_right), single, bal, n_boot=400, seed=3)
+    assert gb > 0 and not prefer_ensemble(gb, seb)
+    # a regression gain that is consistent over rows is real however small
+    yr = rng.normal(size=n)
+    s_pred = yr + rng.normal(0, 1.0, size=n)
+    r2, _ = get_metric("r2", "regression")
+    g, se = ensemble_gain(yr, 0.9 * s_pred + 0.1 * yr, s_pred, r2,
+                          per_row=ROW_METRICS["r2"])
+    assert g > 0 and prefer_ensemble(g, se)
+    assert not prefer_ensemble(0.0, 0.0) and not prefer_ensemble(float("nan"), 0.0)
+    with pytest.raises(ValueError, match="shape"):
+        ensemble_gain(y, single, single[:, :2], score)
+    with pytest.raises(ValueError, match="n_boot"):
+        ensemble_gain(y, single, single, score, n_boot=1)
+
+
 def test_automl_validates_parameters():
     X, y = _data("classification")
     for kw, match in [({"task": "x"}, "task"), ({"time_budget": 0}, "time_budget"),
@@ -219,6 +295,8 @@ def test_fit_predict_score_and_budget(fitted):
     assert first["params"] == default_configs(m.study_.space, len(tr))[0]   # defaults first
     assert m.best_pipeline_.predict(X[te]).shape == (len(te),)
     assert 1 <= len(m.ensemble_) and np.isclose(sum(w for w, _ in m.ensemble_), 1.0)
+    if len(m.ensemble_) > 1:                # an ensemble is used only on a real gain
+        assert m.ensemble_gain_ is not None and prefer_ensemble(*m.ensemble_gain_)
 
 
 def test_refit_and_warm_start(fitted):

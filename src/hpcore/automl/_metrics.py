@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["METRICS", "get_metric"]
+__all__ = ["METRICS", "ROW_METRICS", "get_metric"]
 
 
 def _labels(P: np.ndarray) -> np.ndarray:
@@ -75,6 +75,44 @@ METRICS: dict[str, tuple[str, Callable]] = {
     "neg_mean_squared_error": ("regression", _neg_mse),
     "neg_root_mean_squared_error": ("regression", _neg_rmse),
     "neg_mean_absolute_error": ("regression", _neg_mae),
+}
+
+
+def _rows_accuracy(y, P):
+    return (_labels(P) == y).astype(float)
+
+
+def _rows_log_loss(y, P):
+    Q = np.clip(P, 1e-15, None)
+    Q = Q / Q.sum(axis=1, keepdims=True)
+    return np.log(Q[np.arange(len(y)), y.astype(int)])
+
+
+def _rows_r2(y, p):
+    ss = float(np.sum((y - y.mean()) ** 2))
+    if ss <= 0:
+        return None                           # degenerate: no per-row split of R^2
+    return 1.0 - len(y) * (y - p) ** 2 / ss
+
+
+def _rows_mse(y, p):
+    return -((y - p) ** 2)
+
+
+def _rows_mae(y, p):
+    return -np.abs(y - p)
+
+
+#: name -> function(y, prediction) -> per-row contributions whose mean is the metric
+#: (for the metrics that are a mean over rows; R^2 is one for a fixed ``y``), or None
+#: where it cannot be split.  The others (balanced accuracy, F1, ROC AUC, RMSE, user
+#: callables) are not a mean over rows.
+ROW_METRICS: dict[str, Callable] = {
+    "accuracy": _rows_accuracy,
+    "neg_log_loss": _rows_log_loss,
+    "r2": _rows_r2,
+    "neg_mean_squared_error": _rows_mse,
+    "neg_mean_absolute_error": _rows_mae,
 }
 
 

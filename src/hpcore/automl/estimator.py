@@ -25,7 +25,10 @@ growth (:func:`_row_scale`).  The refit runs in a worker too, under a hard deadl
 (``time_budget`` plus :func:`overrun_allowance` minus a cleanup margin): see
 :meth:`AutoML._refit_members` for what replaces a refit that does not fit.  An
 optional greedy ensemble (Caruana et al. 2004) over the out-of-fold predictions of the
-best pipelines replaces the single best pipeline when it scores higher.
+best pipelines replaces the single best pipeline when it scores higher by more than the
+standard error of that gain, paired over the out-of-fold rows
+(:func:`~hpcore.automl.ensemble.prefer_ensemble`: on small data a gain of a row or two
+is selection noise).
 """
 from __future__ import annotations
 
@@ -40,10 +43,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 import hpcore as hp
-from hpcore.automl._metrics import get_metric
+from hpcore.automl._metrics import ROW_METRICS, get_metric
 from hpcore.automl._worker import Worker, fit_predict, fork_safe, make_context
 from hpcore.automl.defaults import default_configs
-from hpcore.automl.ensemble import caruana_ensemble
+from hpcore.automl.ensemble import caruana_ensemble, ensemble_gain, prefer_ensemble
 from hpcore.automl.space import TASKS, build_pipeline, pipeline_space
 
 __all__ = ["AutoML", "search"]
@@ -263,7 +266,9 @@ class AutoML:
         data), before the library defaults.
     ensemble : bool
         Build a greedy ensemble of the best pipelines' out-of-fold predictions and use
-        it when it scores higher than the best single pipeline.
+        it when its out-of-fold score exceeds the best single pipeline's by more than
+        the standard error of that gain (paired over rows; see
+        :func:`hpcore.automl.ensemble.prefer_ensemble`).
     estimators : sequence of str, optional
         Restrict the model choice (see :func:`hpcore.automl.space.available_estimators`).
     n_warm : int
@@ -281,6 +286,10 @@ class AutoML:
         Every pipeline tried: estimator, params, CV score, state, fidelity, fit time.
     ensemble_ : list of (weight, params)
         The ensemble's members (a single member when no ensemble was chosen).
+    ensemble_gain_ : (float, float) or None
+        The greedy ensemble's out-of-fold gain over the best single pipeline and its
+        standard error (None when no ensemble of several members was built); the
+        ensemble is used when ``gain > se``.
     study_ : hpcore.Study
     classes_ : ndarray
         Class labels (classification).
@@ -741,14 +750,25 @@ class AutoML:
         trials = {t.number: t for t in self.study_.trials if t.number in self._oof}
         members = [(1.0, best)]
         self.ensemble_score_ = self._value[best]
+        self.ensemble_gain_ = None
         if self.ensemble and len(self._oof) > 1:
             ranked = sorted(self._oof, key=lambda n: (-self._value[n], n))[:20]
             w, s = caruana_ensemble([self._oof[n] for n in ranked], y, self._score_fn,
                                     n_iterations=40)
-            if s > self._value[best] + 1e-12:
-                members = sorted([(float(wi), n) for wi, n in zip(w, ranked) if wi > 0],
-                                 key=lambda m: (-m[0], m[1]))
-                self.ensemble_score_ = s
+            chosen = sorted([(float(wi), n) for wi, n in zip(w, ranked) if wi > 0],
+                            key=lambda m: (-m[0], m[1]))
+            if [n for _, n in chosen] != [best]:
+                # kept only when its out-of-fold gain over the best single pipeline,
+                # paired over rows, exceeds its standard error (prefer_ensemble)
+                avg = sum(wi * self._oof[n] for wi, n in chosen)
+                per_row = None if callable(self.metric) else ROW_METRICS.get(
+                    self.metric_name_)
+                gain, se = ensemble_gain(y, avg, self._oof[best], self._score_fn,
+                                         per_row=per_row, seed=self.seed)
+                self.ensemble_gain_ = (gain, se)
+                if prefer_ensemble(gain, se):
+                    members = chosen
+                    self.ensemble_score_ = s
         plan, fitted_by_n = self._refit_members(X, y, members, trials)
         kept = [(wi, n) for wi, n in plan if n in fitted_by_n]
         if not kept:                          # only the fallback (or nothing) was fitted
