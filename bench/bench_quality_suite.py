@@ -75,7 +75,8 @@ BUDGETS = (40, 100)
 CAP = 2.0   # the capped variant: each run's regret at most CAP (saturated problems)
 OPTIMIZERS = ("hpcore-bayes", "hpcore-genetic", "hpcore-random", "optuna-tpe", "optuna-gp",
               "skopt-gp", "optuna-nsga2")
-CANDIDATES = ("hpcore-bayes+power", "hpcore-bayes+mace", "hpcore-bayes+mace+power")
+CANDIDATES = ("hpcore-bayes+power", "hpcore-bayes+mace", "hpcore-bayes+mace+power",
+              "hpcore-bayes+tr", "hpcore-bayes+mace-s4")
 CHEAP = ("hpcore-bayes", "optuna-tpe", "hpcore-random", "hpcore-genetic", "optuna-nsga2",
          "optuna-gp")
 VARIANTS: dict[str, object] = {}   # name -> factory(space, settings): candidate changes
@@ -106,6 +107,10 @@ def _bayes_variant(**kw):
 # MACE acquisition portfolio (HEBO); with HEBO's Yeo-Johnson output transform too
 VARIANTS["hpcore-bayes+mace"] = _bayes_variant(acquisition="mace")
 VARIANTS["hpcore-bayes+mace+power"] = _bayes_variant(acquisition="mace", transform="power")
+# MACE at about the cost of one maximization: 4 L-BFGS starts per acquisition, not 12
+VARIANTS["hpcore-bayes+mace-s4"] = _bayes_variant(acquisition="mace", n_starts=4)
+# TuRBO-1's trust region (local search with restarts, for multimodal functions)
+VARIANTS["hpcore-bayes+tr"] = _bayes_variant(trust_region=True)
 
 
 # ----------------------------------------------------------------------------- optimizers

@@ -123,6 +123,14 @@ class BayesSampler(BaseSampler):
         away from.  Fantasizing k pending trials costs O(n^2 k + k^3) per ask and adds k
         rows to every posterior evaluation, which 10,000 RUNNING trials would make the
         whole cost of an ask.
+    trust_region : bool
+        TuRBO-1's trust region (:mod:`hpcore.samplers._trust`, Eriksson et al. 2019):
+        the acquisition is maximized in a box around the best point of the current run,
+        stretched by the GP's lengthscales, doubled after 3 consecutive improvements,
+        halved after ``max(4, d)`` consecutive failures; below ``0.5^7`` the run
+        restarts with ``n_startup_trials`` quasi-random points.  Replayed from the
+        completed trials on every ask.  The GP is still fitted to every observation.
+        Without a rung pruner only (the multi-fidelity mode ignores it).
     seed : int, optional
     n_threads : int, optional
         OpenMP threads of the kernels.  ``None``: one thread below
@@ -148,6 +156,7 @@ class BayesSampler(BaseSampler):
                  warm_maxiter: int = 10, n_starts: int = 12, n_raw_samples: int = 512,
                  multi_fidelity: bool = True, min_points: int | None = None,
                  random_fraction: float = 1 / 3, max_fantasies: int = 256,
+                 trust_region: bool = False,
                  seed: int | None = None, n_threads: int | None = None) -> None:
         super().__init__(seed)
         self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 1)
@@ -185,6 +194,11 @@ class BayesSampler(BaseSampler):
             raise ValueError(f"random_fraction must be a number in [0, 1], got {random_fraction!r}")
         self.random_fraction = float(random_fraction)
         self.max_fantasies = _check_int("max_fantasies", max_fantasies, 0)
+        if not isinstance(trust_region, (bool, np.bool_)):
+            raise ValueError(f"trust_region must be a bool, got {trust_region!r}")
+        self.trust_region = bool(trust_region)
+        #: The trust region of the last proposal (``trust_region=True``), else ``None``.
+        self.last_trust_region = None
         #: Rung index of the data of the last GP fit: ``None`` when it was the COMPLETE
         #: trials' values (or no GP was fitted); ``L`` for rung ``L``'s intermediate values.
         self.last_fit_rung: int | None = None
@@ -293,12 +307,42 @@ class BayesSampler(BaseSampler):
         self._sync(study)
         if self._rungs is not None:
             return self._sample_multi_fidelity(study, number)
-        if len(self._y) < self.n_startup_trials:
+        if len(self._y) < self.n_startup_trials or self._restart_design(study):
             self.last_fit_rung, self.last_fit_numbers = None, []
             return self._startup.sample(study, number)
         self.last_fit_rung, self.last_fit_numbers = None, list(self._numbers)
         with blas_single_thread():
             return self._propose(study, number)
+
+    def _restart_design(self, study: "Study") -> bool:
+        """``trust_region``: whether the current run (after a restart) is still in its
+        quasi-random design."""
+        if not self.trust_region:
+            return False
+        from hpcore.samplers._trust import replay
+
+        tr = replay(self._y, self.n_startup_trials, max(1, len(study.space.params)))
+        self.last_trust_region = tr
+        return tr.n_run < self.n_startup_trials
+
+    def _trust_box(self, study: "Study", model: GPModel, box):
+        """``trust_region``: the current run's box (intersected with ``box``, the local
+        GP's, when given) and its centre; categorical blocks span [0, 1]."""
+        from hpcore.samplers._trust import replay, trust_box
+
+        tr = replay(self._y, self.n_startup_trials, max(1, len(study.space.params)))
+        self.last_trust_region = tr
+        s = tr.run_start
+        center = self._X[s + int(np.argmin(self._y[s:]))]
+        d = len(center)
+        tb = trust_box(center, np.exp(model.theta[:d]), tr.length)
+        for a, b in self._layout[2]:
+            tb[a:b] = (0.0, 1.0)
+        if box is not None:
+            lo, hi = np.maximum(tb[:, 0], box[:, 0]), np.minimum(tb[:, 1], box[:, 1])
+            ok = lo <= hi
+            tb[ok, 0], tb[ok, 1] = lo[ok], hi[ok]
+        return tb, center
 
     def _sample_multi_fidelity(self, study: "Study", number: int) -> dict[str, Any]:
         """BOHB's rule: the highest budget with ``min_points`` observations (the full
@@ -465,7 +509,8 @@ class BayesSampler(BaseSampler):
         trials) go trial by trial (:meth:`BaseSampler.sample_batch`)."""
         numbers = [int(n) for n in numbers]
         self._sync(study)
-        if self._rungs is not None or len(self._y) < self.n_startup_trials or len(numbers) < 2:
+        if (self._rungs is not None or len(self._y) < self.n_startup_trials or len(numbers) < 2
+                or self._restart_design(study)):
             return super().sample_batch(study, numbers)
         self.last_fit_rung, self.last_fit_numbers = None, list(self._numbers)
         with blas_single_thread():
@@ -484,7 +529,8 @@ class BayesSampler(BaseSampler):
         trials, once per number; each proposal joins the fantasized pending points of
         the next."""
         space = study.space
-        if X is None:
+        own = X is None
+        if own:
             X, y = self._X, self._targets()
         else:
             y = self._targets(y_raw)
@@ -513,6 +559,9 @@ class BayesSampler(BaseSampler):
         _, discrete, blocks = self._layout
         k = min(5, len(y))
         x_best = X[np.argsort(y, kind="stable")[:k]]
+        if own and self.trust_region:
+            box, center = self._trust_box(study, model, box)
+            x_best = center[None, :]
         seen = set(_row_keys(exclude))
         seed = (self.seed + 7919 * numbers[0]) % (2 ** 63)
         if self.acquisition == "mace":

@@ -1,0 +1,104 @@
+"""TuRBO-style trust region (hpcore.samplers._trust, BayesSampler(trust_region=True))."""
+import math
+
+import numpy as np
+import pytest
+
+import hpcore as hp
+from hpcore.samplers._trust import L_INIT, L_MAX, L_MIN, replay, trust_box
+from hpcore.samplers.bayes import BayesSampler
+
+from test_sampler_bayes import BRANIN, BRANIN_MIN, branin
+
+
+def test_replay_expands_shrinks_and_restarts():
+    design = [5.0, 4.0, 3.0]
+    tr = replay(np.array(design), 3, 2)
+    assert (tr.length, tr.run_start, tr.n_run, tr.restarts) == (L_INIT, 0, 3, 0)
+    # three successes in a row double L; a tiny improvement (< 1e-3 |best|) is a failure
+    tr = replay(np.array(design + [2.0, 1.0, 0.5]), 3, 2)
+    assert tr.length == pytest.approx(2 * L_INIT)
+    tr = replay(np.array(design + [2.0, 1.0, 0.5, 0.1, 0.05, 0.01]), 3, 2)
+    assert tr.length == pytest.approx(L_MAX)            # capped
+    tr = replay(np.array(design + [2.0, 2.0 - 1e-6, 1.0]), 3, 2)
+    assert tr.length == pytest.approx(L_INIT)           # the counter was reset
+    # fail_tol = max(4, d) failures halve it
+    assert replay(np.array(design + [9.0] * 4), 3, 2).length == pytest.approx(L_INIT / 2)
+    assert replay(np.array(design + [9.0] * 4), 3, 6).length == pytest.approx(L_INIT)
+    assert replay(np.array(design + [9.0] * 6), 3, 6).length == pytest.approx(L_INIT / 2)
+    # 0.8 / 2^7 < 0.5^7: the 7th halving (28 failures at fail_tol 4) restarts
+    halvings = math.ceil(math.log2(L_INIT / L_MIN))
+    n_fail = 4 * halvings
+    y = np.array(design + [9.0] * n_fail)
+    tr = replay(y, 3, 2)
+    assert tr.restarts == 1 and tr.run_start == len(y) and tr.n_run == 0
+    assert tr.length == L_INIT
+    tr = replay(np.concatenate([y, [7.0, 8.0, 6.0, 6.5]]), 3, 2)
+    assert tr.n_run == 4 and tr.run_start == len(y)     # the new run's design is done
+    assert replay(np.array(design + [9.0] * (n_fail - 1)), 3, 2).restarts == 0
+    for kw, name in (({"n_init": 0, "d": 2}, "n_init"), ({"n_init": 2, "d": 0}, "d"),
+                     ({"n_init": 2, "d": 2, "fail_tol": 0}, "fail_tol")):
+        with pytest.raises(ValueError, match=name):
+            replay(np.zeros(3), **kw)
+
+
+def test_trust_box_stretches_by_lengthscales():
+    b = trust_box(np.array([0.5, 0.5]), np.array([0.1, 0.4]), 0.4)
+    # weights l / geomean(l) = (0.5, 2): sides 0.2 and 0.8 (clipped to the cube)
+    np.testing.assert_allclose(b[:, 1] - b[:, 0], [0.2, 0.8])
+    np.testing.assert_allclose(b.mean(axis=1), [0.5, 0.5])
+    b = trust_box(np.array([0.05, 0.95]), np.array([1.0, 1.0]), 0.4)
+    np.testing.assert_allclose(b, [[0.0, 0.25], [0.75, 1.0]])
+    with pytest.raises(ValueError, match="lengthscales"):
+        trust_box(np.array([0.5]), np.array([0.0]), 0.4)
+    with pytest.raises(ValueError, match="length"):
+        trust_box(np.array([0.5]), np.array([1.0]), -1.0)
+    with pytest.raises(ValueError, match="center and lengthscales"):
+        trust_box(np.array([0.5, 0.5]), np.array([1.0]), 0.4)
+
+
+def test_bad_trust_region_names_the_parameter():
+    with pytest.raises(ValueError, match="trust_region"):
+        BayesSampler(trust_region="yes")
+
+
+def test_proposals_lie_in_the_trust_region_and_beat_random():
+    smp = BayesSampler(seed=1, trust_region=True, n_startup_trials=6)
+    st = hp.Study(BRANIN, sampler=smp)
+    inside = 0
+    for _ in range(24):
+        t = st.ask()
+        if smp.last_trust_region is not None and len(smp._y) >= 6:
+            tr = smp.last_trust_region
+            # the box it searched: around the run's best, side <= L * max stretch
+            s = tr.run_start
+            c = smp._X[s + int(np.argmin(smp._y[s:]))]
+            u = BRANIN.encode(t.params)
+            ls = np.exp(smp._theta[:2])
+            box = trust_box(c, ls, tr.length)
+            assert (u >= box[:, 0] - 1e-9).all() and (u <= box[:, 1] + 1e-9).all(), (u, box)
+            inside += 1
+        st.tell(t, branin(t.params))
+    assert inside >= 17
+    assert st.best_value - BRANIN_MIN < 0.05
+    # deterministic given the seed
+    st2 = hp.Study(BRANIN, sampler=BayesSampler(seed=1, trust_region=True, n_startup_trials=6))
+    st2.optimize(lambda t: branin(t.params), n_trials=24)
+    assert [t.params for t in st2.trials] == [t.params for t in st.trials]
+
+
+def test_restart_runs_a_new_quasi_random_design():
+    # a constant objective: every model-phase trial fails, L halves every 4 trials and
+    # the run restarts after 28; the next n_startup_trials come from the Sobol design
+    smp = BayesSampler(seed=0, trust_region=True, n_startup_trials=4)
+    st = hp.Study(BRANIN, sampler=smp)
+    st.optimize(lambda t: 1.0, n_trials=4 + 28 + 2)
+    smp._sync(st)
+    tr = replay(smp._y, 4, 2)
+    assert tr.restarts == 1 and tr.n_run == 2
+    from hpcore.samplers.qmc import QMCSampler
+
+    ref = hp.Study(BRANIN, sampler=QMCSampler("sobol", seed=smp.seed))
+    ref.optimize(lambda t: 1.0, n_trials=4 + 28 + 2)
+    assert st.trials[-1].params == ref.trials[-1].params
+    assert st.trials[-2].params == ref.trials[-2].params
