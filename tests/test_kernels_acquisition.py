@@ -239,3 +239,70 @@ def test_lockstep_maximizer_follows_the_per_point_one(mixed):
         np.testing.assert_allclose(xa, xb, atol=1e-5)
         xc, vc = _acq.maximize(*args, 2)
         assert np.array_equal(xa, xc) and np.array_equal(va, vc)
+
+
+def _top_args(m, Xq, kind, f_best=None, beta=2.0):
+    f = float(m.y.min()) if f_best is None else f_best
+    return (m.X, m.L, m.alpha, m.inv_l2, m.signal_var, m.kind, kind, f, beta,
+            np.ascontiguousarray(Xq))
+
+
+@pytest.mark.parametrize("kind", range(4))
+def test_screened_raw_scoring_picks_the_same_points(kind):
+    # acquisition_top solves only the rows whose bound (exact mean, variance given the
+    # nearest observations) can reach the k-th value: the same rows and values as
+    # solving all of them, and the same order as the dense acquisition_batch
+    from hpcore._kernels import acquisition as _acq
+
+    rng = np.random.default_rng(kind)
+    n_solved = []
+    for n, d, seed in ((40, 2, 0), (150, 5, 1), (400, 10, 2)):
+        m = _model(n, d, seed=seed, f=lambda X: np.sin(7 * X).sum(1) + 0.1 * X[:, 0])
+        Xq = rng.random((300, d))
+        Xq[:20] = m.X[:20]                     # at observations (variance ~ noise)
+        Xq[20:40] = Xq[40:60]                  # exact ties: broken by row index
+        for f_best, k in ((None, 6), (None, 1), (float(m.y.min()) - 3.0, 12),
+                          (float(m.y.max()), 6), (None, 300), (None, 0)):
+            args = _top_args(m, Xq, kind, f_best)
+            ia, va, na = _acq.acquisition_top(*args, k, True, 1)
+            ib, vb, nb = _acq.acquisition_top(*args, k, False, 1)
+            assert nb == (len(Xq) if k else 0) and na <= nb and len(ia) == k
+            assert np.array_equal(ia, ib) and np.array_equal(va, vb)
+            rv = _acq.acquisition_batch(*args, 1)
+            # the dense path's solve rounds differently; where the variance is a tiny
+            # difference (rows at observations) its relative rounding is large
+            np.testing.assert_allclose(va, rv[ia], rtol=1e-6, atol=1e-12)
+            if k <= 12:
+                assert np.array_equal(ia, np.argsort(-rv, kind="stable")[:k])
+            ic, vc, nc = _acq.acquisition_top(*args, k, True, 2)
+            assert np.array_equal(ia, ic) and np.array_equal(va, vc) and nc == na
+            if f_best is None and k == 6:
+                n_solved.append(na)
+    # the screening does prune (here solving a fraction of the 300 rows)
+    assert max(n_solved) < 150
+
+
+def test_screened_starts_give_the_same_maximizer_result(monkeypatch):
+    import hpcore.kernels._acquisition as ka
+
+    m = _model(120, 4, seed=3)
+    disc = {1: np.linspace(0, 1, 5)}
+    out = {}
+    for screen in (True, False):
+        monkeypatch.setattr(ka, "_SCREEN", screen)
+        out[screen] = [kernels.maximize_acquisition(m, kind=kind, seed=4, n_starts=10,
+                                                    x_best=m.X[:3], discrete=disc,
+                                                    return_all=True)
+                       for kind in ("logei", "ei", "ucb", "pi")]
+    for a, b in zip(out[True], out[False]):
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_acquisition_top_rejects_bad_arguments():
+    from hpcore._kernels import acquisition as _acq
+
+    m = _model()
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        _acq.acquisition_top(*_top_args(m, np.zeros((3, 2)), 0), -1)
+    with pytest.raises(ValueError, match="Xq must have 2 columns"):
+        _acq.acquisition_top(*_top_args(m, np.zeros((3, 3)), 0), 2)

@@ -28,3 +28,8 @@ cdef GPState gp_state(const double[:, ::1] X, const double[:, ::1] L, const doub
 cdef int posterior_block(GPState st, const double* Xb, Py_ssize_t m, Py_ssize_t mg,
                          double* Kb, double* Cb, double* mu, double* var, double* gmu,
                          double* gvar, int nt) noexcept nogil
+cdef int kernel_rows(GPState st, const double* Xb, Py_ssize_t m, double* Kb,
+                     int nt) noexcept nogil
+cdef int panel_sqnorms(const double* L, Py_ssize_t n, const double* Kb,
+                       const Py_ssize_t* rows, Py_ssize_t m, double* out,
+                       int nt) noexcept nogil

@@ -558,6 +558,73 @@ cdef int posterior_block(GPState st, const double* Xb, Py_ssize_t m, Py_ssize_t 
     return 0
 
 
+cdef int kernel_rows(GPState st, const double* Xb, Py_ssize_t m, double* Kb,
+                     int nt) noexcept nogil:
+    """Kernel rows ``k(Xb[i], X)`` (m x n into ``Kb``), as posterior_block computes them
+    (hp_kernel_row; per row, so the same for any thread count).  Needs ``st.XT``.
+    Returns 0, or -1 when a buffer could not be allocated."""
+    cdef Py_ssize_t n = st.n, d = st.d, i
+    cdef int ntr
+    cdef double* buf
+    if m <= 0:
+        return 0
+    ntr = _work_threads(nt, <double>m * n * (d + 12), 2.0e5, m)
+    buf = <double*>malloc(ntr * 2 * n * sizeof(double))
+    if buf == NULL:
+        return -1
+    for i in prange(m, schedule="static", num_threads=ntr):
+        hp_kernel_row(Xb + i * d, st.XT, n, n, d, st.inv_l2, st.signal, st.kind, EXP_LO,
+                      buf + 2 * n * threadid(), buf + 2 * n * threadid() + n, Kb + i * n,
+                      NULL)
+    free(buf)
+    return 0
+
+
+cdef int panel_sqnorms(const double* L, Py_ssize_t n, const double* Kb,
+                       const Py_ssize_t* rows, Py_ssize_t m, double* out,
+                       int nt) noexcept nogil:
+    """``out[r] = ||L^{-1} Kb[rows[r]]||^2`` for r < m, every row through the panel
+    forward solve (hp_fwd_panels; empty lanes of the last panel padded with zeros), the
+    squares summed in order: a row's result is the same bits whichever rows share its
+    call, in which lane or panel, and for any thread count.  Returns 0, or -1 when a
+    buffer could not be allocated."""
+    cdef Py_ssize_t npn = (m + 3) // 4, g0, g1, l, i, j, r
+    cdef int nts, t
+    cdef double s
+    cdef double* P
+    cdef const double* src
+    if m <= 0:
+        return 0
+    P = <double*>malloc(4 * n * npn * sizeof(double))
+    if P == NULL:
+        return -1
+    for g0 in range(npn):
+        for l in range(4):
+            r = 4 * g0 + l
+            if r < m:
+                src = Kb + rows[r] * n
+                for j in range(n):
+                    P[g0 * 4 * n + 4 * j + l] = src[j]
+            else:
+                for j in range(n):
+                    P[g0 * 4 * n + 4 * j + l] = 0.0
+    nts = _work_threads(nt, <double>npn * n * n * 2.0, 4.0e6, npn)
+    for t in prange(nts, schedule="static", num_threads=nts):
+        g0 = (npn * t) // nts
+        g1 = (npn * (t + 1)) // nts
+        if g1 > g0:
+            hp_fwd_panels(L, n, P + g0 * 4 * n, g1 - g0)
+    for r in range(m):
+        g0 = r // 4
+        l = r % 4
+        s = 0.0
+        for j in range(n):
+            s = s + P[g0 * 4 * n + 4 * j + l] * P[g0 * 4 * n + 4 * j + l]
+        out[r] = s
+    free(P)
+    return 0
+
+
 cdef inline double _fabs(double x) noexcept nogil:
     return -x if x < 0 else x
 

@@ -25,6 +25,9 @@ from hpcore.kernels._gp import GPModel, _as_matrix, _as_vector, blas_single_thre
 __all__ = ["ACQUISITIONS", "acquisition", "maximize_acquisition", "log_h"]
 
 ACQUISITIONS = {"logei": 0, "ei": 1, "ucb": 2, "pi": 3}
+# maximize_acquisition picks its Sobol starts with screening (tests turn it off to check
+# that the starts are the same)
+_SCREEN = True
 
 
 def _acq_kind(name: str) -> int:
@@ -242,11 +245,12 @@ def maximize_acquisition(model: GPModel, *, kind: str = "logei", f_best: float |
             m = max(n_raw_samples, n_sob)
             raw = cols.snap(cols.lower + span * _sobol(d, m, seed))
             if n_sob > 0:
-                rv = _acq.acquisition_batch(model.X, model.L, model.alpha, model.inv_l2,
-                                            model.signal_var, model.kind, acq, f, b, raw,
-                                            n_threads)
-                order = np.argsort(-rv, kind="stable")
-                starts.append(raw[order[:n_sob]])
+                # the n_sob best raw points (ties by index), screened: the same as
+                # scoring every point (acquisition_top)
+                top, _, _ = _acq.acquisition_top(model.X, model.L, model.alpha, model.inv_l2,
+                                                 model.signal_var, model.kind, acq, f, b,
+                                                 raw, n_sob, _SCREEN, n_threads)
+                starts.append(raw[top])
         X0 = np.ascontiguousarray(np.vstack(starts))
         xs, vals = _acq.maximize(model.X, model.L, model.alpha, model.inv_l2, model.signal_var,
                                  model.kind, acq, f, b, X0, cols.lower, cols.upper, cols.ctype,
