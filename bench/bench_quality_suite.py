@@ -9,7 +9,13 @@ Run (quality, not timing: under ``nice -n 19``, in the background)::
 
 Problems: ``hpcore.bench.problems.QUALITY_SUITE`` (10 scikit-learn 3-fold CV tasks with
 mixed integer / categorical / log spaces on datasets scikit-learn ships, 6 synthetic
-functions: multimodal and noisy ones).
+functions: multimodal and noisy ones).  The MLP and the SVC on breast cancer are scored
+by CV log-loss (``*_logloss_breast_cancer``): by error rate they saturated.
+
+Candidate variants of BayesSampler (``VARIANTS``, each one option changed; ``--optimizers``
+selects them): ``hpcore-bayes+power`` (Yeo-Johnson output transform), ``+mace`` (HEBO's
+acquisition portfolio), ``+mace+power``, ``+mace-s4`` (MACE with 4 starts per
+acquisition), ``+tr`` (TuRBO-1 trust region).
 
 Optimizers, each at its package's defaults (the harness's ``n_initial`` = 10 equals every
 default start-up size used here):

@@ -102,3 +102,17 @@ def test_restart_runs_a_new_quasi_random_design():
     ref.optimize(lambda t: 1.0, n_trials=4 + 28 + 2)
     assert st.trials[-1].params == ref.trials[-1].params
     assert st.trials[-2].params == ref.trials[-2].params
+
+
+def test_finite_space_never_repeats_a_configuration():
+    # a narrow box on a finite space: when its every candidate is evaluated, the search
+    # widens to the whole space (and a restart's design skips evaluated points)
+    sp = hp.Space({"k": hp.Int(0, 4), "c": hp.Categorical(["a", "b", "c"])})
+    st = hp.Study(sp, sampler=BayesSampler(seed=0, n_startup_trials=3, trust_region=True))
+    st.optimize(lambda t: (t.params["k"] - 2) ** 2 + (t.params["c"] == "b"), n_trials=15)
+    seen = [(t.params["k"], t.params["c"]) for t in st.trials]
+    assert len(set(seen)) == 15
+    sp = hp.Space({"k": hp.Int(0, 40)})
+    st = hp.Study(sp, sampler=BayesSampler(seed=0, n_startup_trials=3, trust_region=True))
+    st.optimize(lambda t: 1.0, n_trials=41)     # constant: restarts happen
+    assert len({t.params["k"] for t in st.trials}) == 41

@@ -307,9 +307,15 @@ class BayesSampler(BaseSampler):
         self._sync(study)
         if self._rungs is not None:
             return self._sample_multi_fidelity(study, number)
-        if len(self._y) < self.n_startup_trials or self._restart_design(study):
+        if len(self._y) < self.n_startup_trials:
             self.last_fit_rung, self.last_fit_numbers = None, []
             return self._startup.sample(study, number)
+        if self._restart_design(study):
+            cfg = self._startup.sample(study, number)
+            # a finite space may map the quasi-random point onto an evaluated one
+            if self._key_of(self._encode(study, cfg)) not in set(_row_keys(self._X)):
+                self.last_fit_rung, self.last_fit_numbers = None, []
+                return cfg
         self.last_fit_rung, self.last_fit_numbers = None, list(self._numbers)
         with blas_single_thread():
             return self._propose(study, number)
@@ -332,9 +338,13 @@ class BayesSampler(BaseSampler):
 
         tr = replay(self._y, self.n_startup_trials, max(1, len(study.space.params)))
         self.last_trust_region = tr
+        d = self._X.shape[1]
+        if tr.n_run < self.n_startup_trials:
+            # a restarted run's design hit evaluated points (a finite space): no region yet
+            center = self._X[int(np.argmin(self._y))]
+            return (np.column_stack([np.zeros(d), np.ones(d)]) if box is None else box), center
         s = tr.run_start
         center = self._X[s + int(np.argmin(self._y[s:]))]
-        d = len(center)
         tb = trust_box(center, np.exp(model.theta[:d]), tr.length)
         for a, b in self._layout[2]:
             tb[a:b] = (0.0, 1.0)
@@ -559,26 +569,33 @@ class BayesSampler(BaseSampler):
         _, discrete, blocks = self._layout
         k = min(5, len(y))
         x_best = X[np.argsort(y, kind="stable")[:k]]
+        # trust_region: search the run's box first; when every candidate there is an
+        # evaluated (or pending) configuration (a finite space), the whole space next
+        searches = [(box, x_best)]
         if own and self.trust_region:
-            box, center = self._trust_box(study, model, box)
-            x_best = center[None, :]
+            tbox, center = self._trust_box(study, model, box)
+            searches.insert(0, (tbox, center[None, :]))
         seen = set(_row_keys(exclude))
         seed = (self.seed + 7919 * numbers[0]) % (2 ** 63)
-        if self.acquisition == "mace":
-            xs = self._mace(model, X, y, box, discrete, blocks, x_best, exclude, seed, nt,
-                            len(space.params))
-        else:
-            xs, _ = maximize_acquisition(
-                model, kind=self.acquisition, f_best=f_best, beta=self.beta, bounds=box,
-                discrete=discrete, categorical=blocks, n_starts=self.n_starts,
-                n_raw_samples=self.n_raw_samples, x_best=x_best, exclude=exclude,
-                seed=seed, return_all=True, n_threads=nt)
         cfg = None
-        for x in xs:
-            c = space.decode(x)
-            u = self._encode(study, c)
-            if self._key_of(u) not in seen and self._apart(u, Xp):
-                cfg = c
+        for sbox, sbest in searches:
+            if self.acquisition == "mace":
+                xs = self._mace(model, X, y, sbox, discrete, blocks, sbest, exclude, seed, nt,
+                                len(space.params))
+            else:
+                xs, _ = maximize_acquisition(
+                    model, kind=self.acquisition, f_best=f_best, beta=self.beta, bounds=sbox,
+                    discrete=discrete, categorical=blocks, n_starts=self.n_starts,
+                    n_raw_samples=self.n_raw_samples, x_best=sbest, exclude=exclude,
+                    seed=seed, return_all=True, n_threads=nt)
+            for x in xs:
+                c = space.decode(x)
+                u = self._encode(study, c)
+                if self._key_of(u) not in seen and self._apart(u, Xp):
+                    cfg = c
+                    break
+            if cfg is not None:
+                box = sbox
                 break
         if cfg is None:
             # every candidate maps onto an evaluated configuration or next to a pending
