@@ -480,6 +480,31 @@ def paired(s: dict, a: str, b: str) -> dict:
             "b": float(np.mean(rb)) if rb else math.nan, "problems": probs, "n_pairs": n}
 
 
+def versus_default(s: dict, cand: str, default: str = "hpcore-bayes") -> dict:
+    """A candidate against the default on one budget's summary ``s``: mean regrets over
+    the (problem, seed) pairs both ran (:func:`paired`) and the problems where the final
+    bests differ at p < 0.05 (two-sided Mann-Whitney U, at least 2 seeds each), split by
+    which median is lower."""
+    from scipy.stats import mannwhitneyu
+
+    pr = paired(s, default, cand)
+    better, worse = [], []
+    for p, e in s["problems"].items():
+        od, oc = e["optimizers"].get(default), e["optimizers"].get(cand)
+        if od is None or oc is None or len(od["finals"]) < 2 or len(oc["finals"]) < 2:
+            continue
+        a, b = oc["finals"], od["finals"]
+        if len(a) == len(b) and np.allclose(sorted(a), sorted(b)):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pv = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+        if pv < 0.05:
+            (better if np.median(a) < np.median(b) else worse).append(p)
+    return {"default": pr["a"], "candidate": pr["b"], "n_pairs": pr["n_pairs"],
+            "better": better, "worse": worse}
+
+
 def acceptance(S: dict, M: dict, bayes: str = "hpcore-bayes") -> list[dict]:
     """The issue's checks from the summaries ``S[budget]`` (all seeds) and ``M[budget]``
     (seeds every optimizer finished on every problem); ``bayes``: whose figures."""
@@ -553,9 +578,11 @@ def report(args) -> None:
     head = [
         "# Quality suite (issue 16): BayesSampler, GeneticSampler and peers at budgets 40 "
         "and 100", "",
-        f"Command: `nice -n 19 .venv/bin/python bench/bench_quality_suite.py run --workers 2 "
-        f"--seeds 10 --deadline {args.deadline_note}` then `.venv/bin/python "
-        f"bench/bench_quality_suite.py report`; {len(recs)} runs finished (last at {stamp}), "
+        (f"Commands: {args.command_note}; " if args.command_note else
+         f"Command: `nice -n 19 .venv/bin/python bench/bench_quality_suite.py run --workers 2 "
+         f"--seeds 10 --deadline {args.deadline_note}` then `.venv/bin/python "
+         f"bench/bench_quality_suite.py report`; ")
+        + f"{len(recs)} runs finished (last at {stamp}), "
         f"{cpu / 3600:.2f} CPU-hours; 1-minute load average at the end of each run: median "
         f"{np.median(loads) if loads else float('nan'):.2f}, max "
         f"{max(loads) if loads else float('nan'):.2f} (a shared 2-core machine; quality "
@@ -578,6 +605,21 @@ def report(args) -> None:
                   "", "| check | figure | holds |", "|---|---|---|"]
         lines += [f"| {a['check']} | {a['value']} | {'yes' if a['holds'] else 'NO'} |"
                   for a in ca]
+    if extra:
+        lines += ["", "## Candidates against the default (hpcore-bayes)", "",
+                  "Per budget: mean normalized regret of the default and the candidate over the "
+                  "(problem, seed) pairs both ran, and the problems where the candidate's final "
+                  "bests differ from the default's at p < 0.05 (two-sided Mann-Whitney U; "
+                  "better / worse by median).", "",
+                  "| candidate | budget | default | candidate | pairs | significantly better "
+                  "than the default | significantly worse than the default |",
+                  "|---|---:|---:|---:|---:|---|---|"]
+        for c in extra:
+            for b in BUDGETS:
+                vd = versus_default(S[b], c)
+                lines.append(f"| {c} | {b} | {_fmt(vd['default'])} | {_fmt(vd['candidate'])} "
+                             f"| {vd['n_pairs']} | {', '.join(vd['better']) or '-'} | "
+                             f"{', '.join(vd['worse']) or '-'} |")
     for b in BUDGETS:
         s = S[b]
         lines += ["", f"## Budget {b}: mean normalized regret", "",
@@ -626,12 +668,12 @@ def report(args) -> None:
         kinds = ", ".join(f"{k}: {_dist(v)}" for k, v in pr.space.items())
         lines.append(f"| {p} | {pr.kind} | {kinds} | {pr.description} |")
     out = Path(args.out)
-    (out / "quality_suite.md").write_text("\n".join(lines) + "\n")
-    (out / "quality_suite.json").write_text(json.dumps(
+    (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{args.name}.json").write_text(json.dumps(
         {"acceptance": acc, "candidates": cand, "budgets": {str(b): S[b] for b in BUDGETS},
          "matched": {str(b): M[b] for b in BUDGETS}, "n_runs": len(recs), "cpu_hours":
          cpu / 3600, "last_run": stamp}, indent=1, default=float))
-    (out / "quality_suite_runs.json").write_text(json.dumps(
+    (out / f"{args.name}_runs.json").write_text(json.dumps(
         [{k: (v if k not in ("best_so_far", "value") else [float(f"{x:.7g}") for x in v])
           for k, v in r.items() if k != "suggest_time"} for r in recs]))
     print("\n".join(lines[:40]))
@@ -651,7 +693,10 @@ def _code_note(runs: Path) -> str:
     ``git status`` of the snapshot the workers ran from), else the current HEAD."""
     f = runs.parent / "run_git.txt"
     if f.exists():
-        lines = f.read_text().split()
+        text = f.read_text()
+        if text.startswith("note:"):    # a free-text description of the snapshots
+            return "hpcore: " + " ".join(text[5:].split())
+        lines = text.split()
         return (f"hpcore: a copy of the working tree taken when the run started (HEAD "
                 f"{lines[0][:7]} plus the uncommitted changes recorded in "
                 f"{f.relative_to(ROOT) if f.is_relative_to(ROOT) else f}; bayes.py = HEAD's)")
@@ -701,6 +746,10 @@ def main(argv=None) -> None:
         if name == "report":
             sp.add_argument("--out", default=str(RESULTS))
             sp.add_argument("--deadline-note", default="14:25")
+            sp.add_argument("--name", default="quality_suite",
+                            help="output file stem under --out")
+            sp.add_argument("--command-note", default=None,
+                            help="the run commands, as written into the header")
     args = ap.parse_args(argv)
     {"run": run, "worker": worker, "report": report}[args.cmd](args)
 

@@ -143,3 +143,23 @@ def test_driver_queue_rounds():
     # scikit-optimize: 40-trial runs for every seed first, 100-trial runs at the end
     sk = [t[3] for t in q if t[0] == "skopt-gp"]
     assert sk == [40] * 20 + [100] * 20
+
+
+def test_driver_candidates_against_the_default():
+    D = _driver()
+    recs = []
+    for s in range(5):
+        recs.append(_rec("hpcore-random", "p", s, 100, [20.0 + s] * 100))
+        recs.append(_rec("hpcore-random", "q", s, 100, [20.0 + s] * 100))
+        recs.append(_rec("hpcore-bayes", "p", s, 100, [10.0 + s] * 100))
+        recs.append(_rec("hpcore-bayes", "q", s, 100, [1.0 + s] * 100))
+        # the candidate: much better on p, much worse on q
+        recs.append(_rec("hpcore-bayes+x", "p", s, 100, [1.0 + s] * 100))
+        recs.append(_rec("hpcore-bayes+x", "q", s, 100, [10.0 + s] * 100))
+    S = D.summarize(recs, 100, ["p", "q"], ["hpcore-random", "hpcore-bayes", "hpcore-bayes+x"])
+    v = D.versus_default(S, "hpcore-bayes+x")
+    assert v["better"] == ["p"] and v["worse"] == ["q"] and v["n_pairs"] == 10
+    # p: best 1, random's median 22 -> default regret mean (9..13)/21; candidate (0..4)/21
+    assert v["default"] == pytest.approx((np.mean(np.arange(9, 14)) / 21
+                                          + np.mean(np.arange(0, 5)) / 21) / 2)
+    assert v["candidate"] == pytest.approx(v["default"])   # symmetric by construction
