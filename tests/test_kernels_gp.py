@@ -283,9 +283,8 @@ def test_bad_inputs_name_the_argument():
 
 def test_batched_posterior_equals_the_per_point_one():
     # posterior_block (panels of 4 points sharing each row of L, dtrsv for a remainder
-    # of 1-2) against posterior_point (one dtrsv pair per point), every block size
-    # around the panel boundaries, both kernels, with and without gradients, 1 and 2
-    # threads (which must agree bit for bit)
+    # of 1-2) against posterior_point (one dtrsv pair per point), every block size around the panel boundaries, both kernels, with
+    # and without gradients, 1 and 2 threads (which must agree bit for bit)
     rng = np.random.default_rng(7)
     for kind in (0, 1):
         for n, d in ((1, 2), (37, 3), (150, 6)):
@@ -308,3 +307,29 @@ def test_batched_posterior_equals_the_per_point_one():
                 for a, b in zip(got, two):
                     assert np.array_equal(a, b)
                 assert np.array_equal(val[0], got[0]) and np.array_equal(val[1], got[1])
+
+
+def test_block_solves_give_every_point_the_panel_arithmetic():
+    # the posterior's block solves (forward: panels; backward: hp_bwd_rows point by point,
+    # four rows of L at a time) give each point of its groups of 4 (a remainder of 3
+    # padded) the bits it gets as a lane of a panel (hp_fwd_panels / hp_bwd_panels),
+    # whatever the block size and threads; a remainder of 1-2 (dtrsv) and the panels
+    # agree with scipy's triangular solves
+    from scipy.linalg import solve_triangular
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 5, 8, 37, 130):
+        A = rng.standard_normal((n, n))
+        K = A @ A.T / n + np.eye(n)
+        L = np.ascontiguousarray(np.linalg.cholesky(K))
+        B = rng.standard_normal((13, n))
+        for fwd in (True, False):
+            ref = _gp._solve_rows(L, B, fwd, True)
+            exact = solve_triangular(L, B.T, lower=True, trans=0 if fwd else 1).T
+            np.testing.assert_allclose(ref, exact, rtol=1e-10, atol=1e-12)
+            for m in range(1, 14):
+                grouped = 4 * (m // 4) + (3 if m % 4 == 3 else 0)
+                got = _gp._solve_rows(L, B[:m], fwd, False, 1)
+                assert np.array_equal(got[:grouped], ref[:grouped]), (n, fwd, m)
+                np.testing.assert_allclose(got, exact[:m], rtol=1e-10, atol=1e-12)
+                assert np.array_equal(_gp._solve_rows(L, B[:m], fwd, False, 2), got)

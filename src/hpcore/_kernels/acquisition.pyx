@@ -174,11 +174,13 @@ def acquisition_batch(const double[:, ::1] X, const double[:, ::1] L, const doub
 
 # screening of the raw candidates: a candidate's latent variance given all the data is at
 # most its variance given any subset of it (conditioning never increases a GP's variance,
-# with or without noise); its nearest SCREEN_NB observations give that bound cheaply.
-# The bound is widened by SCREEN_REL / SCREEN_ABS (of the signal variance) against
-# rounding, far more than the exact variance's rounding error at any condition number
-# the factorization admits.
-DEF SCREEN_NB = 16
+# with or without noise); its nearest observations give that bound cheaply: the nearest
+# SCREEN_NB1 for every candidate, the nearest SCREEN_NB2 for those the first bound cannot
+# rule out.  The bound is widened by SCREEN_REL / SCREEN_ABS (of the signal variance)
+# against rounding, far more than the exact variance's rounding error at any condition
+# number the factorization admits.
+DEF SCREEN_NB1 = 6
+DEF SCREEN_NB2 = 24
 DEF SCREEN_GROUP = 8
 cdef double SCREEN_REL = 1e-6
 cdef double SCREEN_ABS = 1e-6
@@ -189,7 +191,8 @@ cdef double _subset_var(GPState st, const double* kr, const double* D, double* k
     """Latent variance at a point given only its ``nb`` nearest observations (largest
     kernel values in its row ``kr``), ``D`` the diagonal of L L^T (kernel plus noise
     and jitter).  The subset's Cholesky factor is built row by row; a pivot that is not
-    clearly positive ends it there (a prefix of the subset is a subset too)."""
+    clearly positive ends it there (a prefix of the subset is a subset too).  Scratch:
+    ``kv`` nb, ``idx`` nb, ``C`` nb * nb + nb."""
     cdef Py_ssize_t n = st.n, d = st.d, j, p, cnt = 0, a, b, c
     cdef double kj, t, w, ss = 0.0
     cdef double* wv = C + nb * nb
@@ -231,6 +234,76 @@ cdef double _subset_var(GPState st, const double* kr, const double* D, double* k
     return st.signal - ss
 
 
+cdef int _bounds(GPState st, const double* K, const double* mu, const double* D,
+                 const Py_ssize_t* which, Py_ssize_t cnt, Py_ssize_t nb, int acq,
+                 double f_best, double beta, double* bnd, int nt) noexcept nogil:
+    """Upper bounds of the acquisition at rows ``which[:cnt]`` of K (bnd[row] lowered to
+    the bound from their ``nb`` nearest observations).  Returns 0, or -1 when out of
+    memory."""
+    cdef Py_ssize_t r, i, n = st.n
+    cdef double var, vmax = st.signal * (1.0 + SCREEN_REL) + SCREEN_ABS * st.signal, b
+    cdef double* scratch = NULL
+    cdef int failed = 0
+    with parallel(num_threads=nt):
+        scratch = <double*>malloc((nb * nb + 2 * nb) * sizeof(double)
+                                  + nb * sizeof(Py_ssize_t))
+        for r in prange(cnt, schedule="static"):
+            if scratch == NULL:
+                failed += 1      # a reduction
+                continue
+            i = which[r]
+            var = _subset_var(st, K + i * n, D, scratch,
+                              <Py_ssize_t*>(scratch + nb * nb + 2 * nb), scratch + nb, nb)
+            if var < 1e-14 * st.signal:
+                var = 1e-14 * st.signal
+            var = var * (1.0 + SCREEN_REL) + SCREEN_ABS * st.signal
+            if var > vmax:
+                var = vmax
+            if acq == PI and mu[i] < f_best:
+                # PI decreases in sigma below the incumbent: bound with the smallest
+                # variance there is (the clamp)
+                var = 1e-14 * st.signal
+            b = acq_from_moments(acq, mu[i], var, f_best, beta)
+            if not (b >= bnd[i]):     # the tighter bound (a NaN bound stays NaN)
+                bnd[i] = b
+        free(scratch)
+    return -1 if failed > 0 else 0
+
+
+cdef int _solve_rows(GPState st, const double* K, const double* mu, const Py_ssize_t* rows,
+                     Py_ssize_t g, int acq, double f_best, double beta, double* val,
+                     unsigned char* done, double* best, Py_ssize_t kk, Py_ssize_t* n_sel,
+                     double* sqn, int nt) noexcept nogil:
+    """Exact values at rows ``rows[:g]`` (panel_sqnorms), and the ``kk`` best values so
+    far kept in ``best`` (descending, n_sel of them).  Returns 0, or -1 when out of
+    memory."""
+    cdef Py_ssize_t a, i, p
+    cdef double var
+    if panel_sqnorms(st.L, st.n, K, rows, g, sqn, nt) != 0:
+        return -1
+    for a in range(g):
+        i = rows[a]
+        var = st.signal - sqn[a]
+        if var < 1e-14 * st.signal:
+            var = 1e-14 * st.signal
+        val[i] = acq_from_moments(acq, mu[i], var, f_best, beta)
+        done[i] = 1
+        if val[i] == val[i]:
+            if n_sel[0] < kk:
+                p = n_sel[0]
+                n_sel[0] += 1
+            elif val[i] > best[kk - 1]:
+                p = kk - 1
+            else:
+                p = -1
+            if p >= 0:
+                while p > 0 and best[p - 1] < val[i]:
+                    best[p] = best[p - 1]
+                    p -= 1
+                best[p] = val[i]
+    return 0
+
+
 def acquisition_top(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
                     const double[::1] inv_l2, double signal, int kind, int acq,
                     double f_best, double beta, const double[:, ::1] Xq, Py_ssize_t k,
@@ -243,17 +316,18 @@ def acquisition_top(const double[:, ::1] X, const double[:, ::1] L, const double
     computed, nor on the thread count.  With ``screen``, the exact mean of every row and
     an upper bound of its variance (its nearest observations only, _subset_var) bound its
     acquisition (log-EI, EI, UCB and PI above the incumbent are nondecreasing in sigma at
-    a fixed mean; PI below it is bounded at the smallest variance); rows
-    are solved best bound first, in groups, until no remaining bound can reach the
-    k-th value found: the result is the same as without screening.
+    a fixed mean; PI below it is bounded at the smallest variance); rows are solved best
+    bound first, in groups, until no remaining bound can reach the k-th value found (a
+    row the first, coarse bound cannot rule out gets a tighter one first): the result is
+    the same as without screening.
 
     Returns ``(indices, values, n_solved)``.
     """
-    cdef Py_ssize_t m = Xq.shape[0], n = X.shape[0], d = X.shape[1], i, j, a, g, p
-    cdef Py_ssize_t kk = min(k, m), n_sel = 0, pos
+    cdef Py_ssize_t m = Xq.shape[0], n = X.shape[0], d = X.shape[1], i, j, a, g
+    cdef Py_ssize_t kk = min(k, m), n_sel = 0, pos, cnt
     cdef int nt = effective_n_threads(n_threads), rc = 0
     cdef bint scr = screen and kk < m
-    cdef double s, thr, tol, var
+    cdef double s, thr, tol
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k!r}")
     if Xq.shape[1] != d:
@@ -273,10 +347,11 @@ def acquisition_top(const double[:, ::1] X, const double[:, ::1] L, const double
     cdef unsigned char[::1] done = donea
     cdef Py_ssize_t[::1] ordv
     cdef double[::1] Dv
-    cdef double* sqn = NULL
-    cdef Py_ssize_t* rows = NULL
-    cdef double* best = NULL
-    cdef double* scratch = NULL
+    sqna = np.empty(SCREEN_GROUP)
+    besta = np.empty(kk)
+    rowsa = np.empty(SCREEN_GROUP, dtype=np.intp)
+    cdef double[::1] sqn = sqna, best = besta
+    cdef Py_ssize_t[::1] rows = rowsa
     with nogil:
         rc = kernel_rows(st, &Xq[0, 0], m, &K[0, 0], nt)
     if rc != 0:
@@ -289,91 +364,72 @@ def acquisition_top(const double[:, ::1] X, const double[:, ::1] L, const double
     if scr:
         Da = np.empty(n)
         Dv = Da
+        orda = np.arange(m, dtype=np.intp)
+        ordv = orda
         with nogil:
             for i in range(n):
                 s = 0.0
                 for j in range(i + 1):
                     s = s + L[i, j] * L[i, j]
                 Dv[i] = s
-        with nogil, parallel(num_threads=nt):
-            scratch = <double*>malloc((SCREEN_NB * SCREEN_NB + 2 * SCREEN_NB) * sizeof(double)
-                                      + SCREEN_NB * sizeof(Py_ssize_t))
-            for i in prange(m, schedule="static"):
-                if scratch == NULL:
-                    continue
-                var = _subset_var(st, &K[i, 0], &Dv[0], scratch,
-                                  <Py_ssize_t*>(scratch + SCREEN_NB * SCREEN_NB + 2 * SCREEN_NB),
-                                  scratch + SCREEN_NB, SCREEN_NB)
-                if var < 1e-14 * signal:
-                    var = 1e-14 * signal
-                var = var * (1.0 + SCREEN_REL) + SCREEN_ABS * signal
-                if var > signal * (1.0 + SCREEN_REL) + SCREEN_ABS * signal:
-                    var = signal * (1.0 + SCREEN_REL) + SCREEN_ABS * signal
-                if acq == PI and mu[i] < f_best:
-                    # PI decreases in sigma below the incumbent: bound with the smallest
-                    # variance there is (the clamp)
-                    var = 1e-14 * signal
-                bnd[i] = acq_from_moments(acq, mu[i], var, f_best, beta)
-            free(scratch)
-        if (bnda == np.inf).any():
+            rc = _bounds(st, &K[0, 0], &mu[0], &Dv[0], &ordv[0], m, SCREEN_NB1, acq,
+                         f_best, beta, &bnd[0], nt)
+        if rc != 0:
             raise MemoryError("acquisition_top: out of memory for the screening buffers")
         if np.isnan(bnda).any():
             scr = False     # a NaN bound bounds nothing: solve every row
-    if scr:
-        orda = np.argsort(-bnda, kind="stable")
-    else:
-        orda = np.arange(m, dtype=np.intp)
-    ordv = orda
-    sqn = <double*>malloc(SCREEN_GROUP * sizeof(double))
-    rows = <Py_ssize_t*>malloc(SCREEN_GROUP * sizeof(Py_ssize_t))
-    best = <double*>malloc(kk * sizeof(double))
-    if sqn == NULL or rows == NULL or best == NULL:
-        free(sqn)
-        free(rows)
-        free(best)
-        raise MemoryError("acquisition_top: out of memory")
     thr = -INFINITY
     pos = 0
-    with nogil:
-        while pos < m:
-            if scr and n_sel >= kk:
-                # the k-th best value so far: no remaining row can reach it
-                tol = 1e-9 * fabs(thr) + (0.0 if acq == EI or acq == PI else 1e-12)
-                if bnd[ordv[pos]] < thr - tol:
-                    break
-            g = min(SCREEN_GROUP, m - pos)
-            for a in range(g):
-                rows[a] = ordv[pos + a]
-            rc = panel_sqnorms(st.L, n, &K[0, 0], rows, g, sqn, nt)
-            if rc != 0:
-                break
-            for a in range(g):
-                i = rows[a]
-                var = signal - sqn[a]
-                if var < 1e-14 * signal:
-                    var = 1e-14 * signal
-                val[i] = acq_from_moments(acq, mu[i], var, f_best, beta)
-                done[i] = 1
-                if val[i] == val[i]:
-                    # keep the kk best values found, descending
-                    if n_sel < kk:
-                        p = n_sel
-                        n_sel += 1
-                    elif val[i] > best[kk - 1]:
-                        p = kk - 1
-                    else:
-                        p = -1
-                    if p >= 0:
-                        while p > 0 and best[p - 1] < val[i]:
-                            best[p] = best[p - 1]
-                            p -= 1
-                        best[p] = val[i]
-                    if n_sel >= kk:
-                        thr = best[kk - 1]
-            pos += g
-    free(sqn)
-    free(rows)
-    free(best)
+    if not scr:
+        ordv = np.arange(m, dtype=np.intp)
+        with nogil:
+            while pos < m and rc == 0:
+                g = min(SCREEN_GROUP, m - pos)
+                rc = _solve_rows(st, &K[0, 0], &mu[0], &ordv[pos], g, acq, f_best, beta,
+                                 &val[0], &done[0], &best[0], kk, &n_sel, &sqn[0], nt)
+                pos += g
+    else:
+        # the first group by the coarse bound gives a threshold; the rows it cannot rule
+        # out get the finer bound; then best bound first until none can reach the k-th
+        orda = np.argsort(-bnda, kind="stable")
+        ordv = orda
+        g = min(max(SCREEN_GROUP, kk), m)
+        while pos < g and rc == 0:
+            a = min(SCREEN_GROUP, g - pos)
+            with nogil:
+                rc = _solve_rows(st, &K[0, 0], &mu[0], &ordv[pos], a, acq, f_best, beta,
+                                 &val[0], &done[0], &best[0], kk, &n_sel, &sqn[0], nt)
+            pos += a
+        if rc == 0 and pos < m:
+            thr = besta[kk - 1] if n_sel >= kk else -INFINITY
+            tol = 1e-9 * fabs(thr) + (0.0 if acq == EI or acq == PI else 1e-12)
+            rest = orda[pos:]
+            rest = rest[~(bnda[rest] < thr - tol)]
+            if len(rest):
+                restv = np.ascontiguousarray(rest)
+                ordv = restv
+                cnt = len(rest)
+                with nogil:
+                    rc = _bounds(st, &K[0, 0], &mu[0], &Dv[0], &ordv[0], cnt, SCREEN_NB2,
+                                 acq, f_best, beta, &bnd[0], nt)
+                if rc != 0:
+                    raise MemoryError("acquisition_top: out of memory for the screening "
+                                      "buffers")
+                rest = rest[np.argsort(-bnda[rest], kind="stable")]
+                ordv = np.ascontiguousarray(rest)
+                pos = 0
+                with nogil:
+                    while pos < cnt and rc == 0:
+                        if n_sel >= kk:
+                            thr = best[kk - 1]
+                            tol = 1e-9 * fabs(thr) + (0.0 if acq == EI or acq == PI else 1e-12)
+                            if bnd[ordv[pos]] < thr - tol:
+                                break
+                        g = min(SCREEN_GROUP, cnt - pos)
+                        rc = _solve_rows(st, &K[0, 0], &mu[0], &ordv[pos], g, acq, f_best,
+                                         beta, &val[0], &done[0], &best[0], kk, &n_sel,
+                                         &sqn[0], nt)
+                        pos += g
     if rc != 0:
         raise MemoryError("acquisition_top: out of memory for the panel solve")
     cand = np.flatnonzero(donea)

@@ -249,6 +249,63 @@ cdef extern from *:
             }
         }
     }
+
+    /* Backward solves L^T w = v in place on m vectors (rows of V, stride ld), four rows
+       of L per sweep (they stay in cache while every vector, two at a time, uses them):
+       each v_j gets the same subtractions in the same order as in hp_bwd_panels (rows
+       i, i-1, i-2, i-3), so the bits are those of a panel lane, for any m, without the
+       gather into panels or their padding. */
+    #define HP_BWD4_HEAD(v, w0, w1, w2, w3) \
+        const double w0 = v[i] / L0[i]; \
+        const double w1 = (v[i - 1] - w0 * L0[i - 1]) / L1[i - 1]; \
+        const double w2 = ((v[i - 2] - w0 * L0[i - 2]) - w1 * L1[i - 2]) / L2[i - 2]; \
+        const double w3 = (((v[i - 3] - w0 * L0[i - 3]) - w1 * L1[i - 3]) \
+                           - w2 * L2[i - 3]) / L3[i - 3]; \
+        v[i] = w0; v[i - 1] = w1; v[i - 2] = w2; v[i - 3] = w3;
+    HP_MULTIVERSION static void hp_bwd_rows(const double* L, Py_ssize_t n, double* V,
+                                            Py_ssize_t ld, Py_ssize_t m) {
+        Py_ssize_t i, j, r;
+        for (i = n - 1; i >= 3; i -= 4) {
+            const double* L0 = L + i * n;
+            const double* L1 = L0 - n;
+            const double* L2 = L1 - n;
+            const double* L3 = L2 - n;
+            for (r = 0; r + 2 <= m; r += 2) {
+                double* v = V + r * ld;
+                double* u = v + ld;
+                HP_BWD4_HEAD(v, w0, w1, w2, w3)
+                HP_BWD4_HEAD(u, x0, x1, x2, x3)
+                for (j = 0; j + 4 <= i - 3; j += 4) {
+                    const hp_v4 l0 = HP_LD(L0 + j), l1 = HP_LD(L1 + j);
+                    const hp_v4 l2 = HP_LD(L2 + j), l3 = HP_LD(L3 + j);
+                    HP_ST(v + j, (((HP_LD(v + j) - w0 * l0) - w1 * l1) - w2 * l2) - w3 * l3);
+                    HP_ST(u + j, (((HP_LD(u + j) - x0 * l0) - x1 * l1) - x2 * l2) - x3 * l3);
+                }
+                for (; j < i - 3; j++) {
+                    v[j] = (((v[j] - w0 * L0[j]) - w1 * L1[j]) - w2 * L2[j]) - w3 * L3[j];
+                    u[j] = (((u[j] - x0 * L0[j]) - x1 * L1[j]) - x2 * L2[j]) - x3 * L3[j];
+                }
+            }
+            for (; r < m; r++) {
+                double* v = V + r * ld;
+                HP_BWD4_HEAD(v, w0, w1, w2, w3)
+                for (j = 0; j + 4 <= i - 3; j += 4)
+                    HP_ST(v + j, (((HP_LD(v + j) - w0 * HP_LD(L0 + j)) - w1 * HP_LD(L1 + j))
+                                  - w2 * HP_LD(L2 + j)) - w3 * HP_LD(L3 + j));
+                for (; j < i - 3; j++)
+                    v[j] = (((v[j] - w0 * L0[j]) - w1 * L1[j]) - w2 * L2[j]) - w3 * L3[j];
+            }
+        }
+        for (; i >= 0; i--) {
+            const double* Li = L + i * n;
+            for (r = 0; r < m; r++) {
+                double* v = V + r * ld;
+                const double w0 = v[i] / Li[i];
+                v[i] = w0;
+                for (j = 0; j < i; j++) v[j] = v[j] - w0 * Li[j];
+            }
+        }
+    }
     #else
     /* the same arithmetic lane by lane */
     static void hp_fwd_panels(const double* L, Py_ssize_t n, double* P, Py_ssize_t np) {
@@ -280,6 +337,19 @@ cdef extern from *:
                     P0[4 * i + l] = w;
                     for (j = 0; j < i; j++) P0[4 * j + l] -= w * Li[j];
                 }
+            }
+        }
+    }
+    static void hp_bwd_rows(const double* L, Py_ssize_t n, double* V, Py_ssize_t ld,
+                            Py_ssize_t m) {
+        Py_ssize_t i, j, r;
+        for (r = 0; r < m; r++) {
+            double* v = V + r * ld;
+            for (i = n - 1; i >= 0; i--) {
+                const double* Li = L + i * n;
+                const double w0 = v[i] / Li[i];
+                v[i] = w0;
+                for (j = 0; j < i; j++) v[j] = v[j] - w0 * Li[j];
             }
         }
     }
@@ -324,6 +394,8 @@ cdef extern from *:
                        Py_ssize_t npanels) noexcept nogil
     void hp_bwd_panels(const double* L, Py_ssize_t n, double* P,
                        Py_ssize_t npanels) noexcept nogil
+    void hp_bwd_rows(const double* L, Py_ssize_t n, double* V, Py_ssize_t ld,
+                     Py_ssize_t m) noexcept nogil
     double hp_grad_row(Py_ssize_t i, Py_ssize_t n, Py_ssize_t d, const double* xi,
                        const double* XT, const double* K, const double* alpha,
                        double* cw, double* acc) noexcept nogil
@@ -451,15 +523,24 @@ cdef int _work_threads(int nt, double work, double per_thread, Py_ssize_t units)
 cdef void _solve_block(const double* L, Py_ssize_t n, double* Kb, Py_ssize_t m, bint fwd,
                        double* P, int nt) noexcept nogil:
     """Rows 0..m-1 of Kb (one point each, n doubles) solved in place with L v = b
-    (``fwd``) or L^T w = v: groups of 4 points through the panel kernels (a remainder of
-    3 padded to a panel), a remainder of 1 or 2 by dtrsv (a panel wastes its empty lanes
-    there).  ``P`` is scratch of 4 n ceil(m / 4) doubles.  The split depends on m only."""
+    (``fwd``) or L^T w = v: groups of 4 points (a remainder of 3 padded to a group) in
+    the panel arithmetic, a remainder of 1 or 2 by dtrsv (a panel wastes its empty lanes
+    there).  Forward: the panel kernel; backward: hp_bwd_rows point by point, the same
+    bits as a panel lane without the gather, the padding or the panel's shared rows.
+    ``P`` is scratch of 4 n ceil(m / 4) doubles.  The split depends on m only."""
     cdef Py_ssize_t npn = m // 4, i, j, l, g0, g1, rem = m % 4, first_tail
     cdef int nn = <int>n, one = 1, nts, t
     if rem == 3:
         npn += 1
     first_tail = min(m, 4 * npn)
-    if npn > 0:
+    if npn > 0 and not fwd:
+        nts = _work_threads(nt, <double>first_tail * n * n, 4.0e6, first_tail)
+        for t in prange(nts, schedule="static", num_threads=nts):
+            g0 = (first_tail * t) // nts
+            g1 = (first_tail * (t + 1)) // nts
+            if g1 > g0:
+                hp_bwd_rows(L, n, Kb + g0 * n, n, g1 - g0)
+    elif npn > 0:
         # gather the rows into panels (lane l of panel g = row 4 g + l; padding lanes 0)
         for g0 in range(npn):
             for l in range(4):
@@ -475,10 +556,7 @@ cdef void _solve_block(const double* L, Py_ssize_t n, double* Kb, Py_ssize_t m, 
             g0 = (npn * t) // nts
             g1 = (npn * (t + 1)) // nts
             if g1 > g0:
-                if fwd:
-                    hp_fwd_panels(L, n, P + g0 * 4 * n, g1 - g0)
-                else:
-                    hp_bwd_panels(L, n, P + g0 * 4 * n, g1 - g0)
+                hp_fwd_panels(L, n, P + g0 * 4 * n, g1 - g0)
         for i in range(first_tail):
             g0 = i // 4
             l = i % 4
@@ -961,6 +1039,39 @@ def predict(const double[:, ::1] X, const double[:, ::1] L, const double[::1] al
     if return_grad:
         return mu, var, gmu, gvar
     return mu, var
+
+
+def _solve_rows(const double[:, ::1] L, B, bint fwd, bint panels, n_threads=None):
+    """Test hook: the rows of ``B`` solved with ``L`` (``fwd``: L v = b, else L^T w = b),
+    either every row padded into 4-point panels (hp_fwd_panels / hp_bwd_panels, the
+    reference arithmetic) or through the block path the posterior uses."""
+    cdef Py_ssize_t n = L.shape[0], m, npn, g, l, i, j
+    out = np.array(B, dtype=np.float64, order="C", copy=True)
+    if out.ndim != 2 or out.shape[1] != n or L.shape[1] != n:
+        raise ValueError(f"B must be (m, {n}) and L ({n}, {n})")
+    m = out.shape[0]
+    npn = (m + 3) // 4
+    cdef double[:, ::1] o = out
+    Pa = np.zeros(4 * n * max(npn, 1))
+    cdef double[::1] P = Pa
+    cdef int nt = effective_n_threads(n_threads)
+    if m == 0:
+        return out
+    with nogil:
+        if not panels:
+            _solve_block(&L[0, 0], n, &o[0, 0], m, fwd, &P[0], nt)
+        else:
+            for i in range(m):
+                for j in range(n):
+                    P[(i // 4) * 4 * n + 4 * j + i % 4] = o[i, j]
+            if fwd:
+                hp_fwd_panels(&L[0, 0], n, &P[0], npn)
+            else:
+                hp_bwd_panels(&L[0, 0], n, &P[0], npn)
+            for i in range(m):
+                for j in range(n):
+                    o[i, j] = P[(i // 4) * 4 * n + 4 * j + i % 4]
+    return out
 
 
 def predict_block(const double[:, ::1] X, const double[:, ::1] L, const double[::1] alpha,
