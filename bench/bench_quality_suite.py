@@ -15,7 +15,8 @@ by CV log-loss (``*_logloss_breast_cancer``): by error rate they saturated.
 Candidate variants of BayesSampler (``VARIANTS``, each one option changed; ``--optimizers``
 selects them): ``hpcore-bayes+power`` (Yeo-Johnson output transform), ``+mace`` (HEBO's
 acquisition portfolio), ``+mace+power``, ``+mace-s4`` (MACE with 4 starts per
-acquisition), ``+tr`` (TuRBO-1 trust region).
+acquisition), ``+tr`` (TuRBO-1 trust region), ``+tr-inc`` (the trust region restarted
+around the same best point instead of a new design).
 
 Optimizers, each at its package's defaults (the harness's ``n_initial`` = 10 equals every
 default start-up size used here):
@@ -82,7 +83,7 @@ CAP = 2.0   # the capped variant: each run's regret at most CAP (saturated probl
 OPTIMIZERS = ("hpcore-bayes", "hpcore-genetic", "hpcore-random", "optuna-tpe", "optuna-gp",
               "skopt-gp", "optuna-nsga2")
 CANDIDATES = ("hpcore-bayes+power", "hpcore-bayes+mace", "hpcore-bayes+mace+power",
-              "hpcore-bayes+tr", "hpcore-bayes+mace-s4")
+              "hpcore-bayes+tr", "hpcore-bayes+mace-s4", "hpcore-bayes+tr-inc")
 CHEAP = ("hpcore-bayes", "optuna-tpe", "hpcore-random", "hpcore-genetic", "optuna-nsga2",
          "optuna-gp")
 VARIANTS: dict[str, object] = {}   # name -> factory(space, settings): candidate changes
@@ -117,6 +118,8 @@ VARIANTS["hpcore-bayes+mace+power"] = _bayes_variant(acquisition="mace", transfo
 VARIANTS["hpcore-bayes+mace-s4"] = _bayes_variant(acquisition="mace", n_starts=4)
 # TuRBO-1's trust region (local search with restarts, for multimodal functions)
 VARIANTS["hpcore-bayes+tr"] = _bayes_variant(trust_region=True)
+# ... restarting around the same best point (side reset) instead of a new design
+VARIANTS["hpcore-bayes+tr-inc"] = _bayes_variant(trust_region=True, trust_restart="incumbent")
 
 
 # ----------------------------------------------------------------------------- optimizers

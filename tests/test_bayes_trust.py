@@ -116,3 +116,26 @@ def test_finite_space_never_repeats_a_configuration():
     st = hp.Study(sp, sampler=BayesSampler(seed=0, n_startup_trials=3, trust_region=True))
     st.optimize(lambda t: 1.0, n_trials=41)     # constant: restarts happen
     assert len({t.params["k"] for t in st.trials}) == 41
+
+
+def test_incumbent_restart_keeps_the_run_and_resets_the_side():
+    design = [5.0, 4.0, 3.0]
+    y = np.array(design + [9.0] * (4 * 7))          # 7 halvings: below L_MIN
+    a = replay(y, 3, 2, restart="design")
+    b = replay(y, 3, 2, restart="incumbent")
+    assert a.run_start == len(y) and a.n_run == 0
+    assert b.run_start == 0 and b.n_run == len(y) and b.restarts == 1
+    assert b.length == L_INIT
+    # and it halves again from there, with the run's best still the old one
+    assert replay(np.concatenate([y, [9.0] * 4]), 3, 2, restart="incumbent").length == \
+        pytest.approx(L_INIT / 2)
+    with pytest.raises(ValueError, match="restart"):
+        replay(y, 3, 2, restart="random")
+    with pytest.raises(ValueError, match="trust_restart"):
+        BayesSampler(trust_region=True, trust_restart="random")
+    # the sampler never runs a second design with restart="incumbent"
+    smp = BayesSampler(seed=0, trust_region=True, trust_restart="incumbent", n_startup_trials=4)
+    st = hp.Study(BRANIN, sampler=smp)
+    st.optimize(lambda t: 1.0, n_trials=4 + 28 + 3)
+    assert smp.last_trust_region.restarts == 1 and smp.last_trust_region.run_start == 0
+    assert smp.last_fit_numbers                      # the last trial came from the model

@@ -38,9 +38,20 @@ class TrustRegion:
     restarts: int       # restarts so far
 
 
-def replay(y: np.ndarray, n_init: int, d: int, fail_tol: int | None = None) -> TrustRegion:
+RESTARTS = ("design", "incumbent")
+
+
+def replay(y: np.ndarray, n_init: int, d: int, fail_tol: int | None = None,
+           restart: str = "design") -> TrustRegion:
     """The trust region after the minimized values ``y`` (in observation order); the
-    first ``n_init`` of every run are its design (they set the run's best, no counter)."""
+    first ``n_init`` of every run are its design (they set the run's best, no counter).
+
+    ``restart``: what happens when the side falls below ``L_MIN``: ``"design"``
+    (TuRBO) starts a new run with a new design of ``n_init`` points; ``"incumbent"``
+    keeps the run (its best stays the centre) and only resets the side to ``L_INIT``
+    (no observations spent on a new design)."""
+    if restart not in RESTARTS:
+        raise ValueError(f"restart must be one of {RESTARTS}, got {restart!r}")
     if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
         raise ValueError(f"n_init must be an int >= 1, got {n_init!r}")
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
@@ -64,8 +75,11 @@ def replay(y: np.ndarray, n_init: int, d: int, fail_tol: int | None = None) -> T
             L, succ = min(2.0 * L, L_MAX), 0
         elif fail == ft:
             L, fail = L / 2.0, 0
-        if L < L_MIN:                    # restart: a new design from the next observation
-            L, start, succ, fail, best = L_INIT, i + 1, 0, 0, math.inf
+        if L < L_MIN:
+            if restart == "design":      # a new run, its design from the next observation
+                L, start, succ, fail, best = L_INIT, i + 1, 0, 0, math.inf
+            else:                        # the same run and centre, the side reset
+                L, succ, fail = L_INIT, 0, 0
             restarts += 1
     return TrustRegion(L, start, len(y) - start, restarts)
 

@@ -131,6 +131,10 @@ class BayesSampler(BaseSampler):
         restarts with ``n_startup_trials`` quasi-random points.  Replayed from the
         completed trials on every ask.  The GP is still fitted to every observation.
         Without a rung pruner only (the multi-fidelity mode ignores it).
+    trust_restart : {"design", "incumbent"}
+        When the trust region's side falls below ``0.5^7``: a new run with a new
+        quasi-random design (TuRBO), or the side reset to 0.8 around the same best
+        point (no trials spent on a new design).
     seed : int, optional
     n_threads : int, optional
         OpenMP threads of the kernels.  ``None``: one thread below
@@ -156,7 +160,7 @@ class BayesSampler(BaseSampler):
                  warm_maxiter: int = 10, n_starts: int = 12, n_raw_samples: int = 512,
                  multi_fidelity: bool = True, min_points: int | None = None,
                  random_fraction: float = 1 / 3, max_fantasies: int = 256,
-                 trust_region: bool = False,
+                 trust_region: bool = False, trust_restart: str = "design",
                  seed: int | None = None, n_threads: int | None = None) -> None:
         super().__init__(seed)
         self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 1)
@@ -197,6 +201,11 @@ class BayesSampler(BaseSampler):
         if not isinstance(trust_region, (bool, np.bool_)):
             raise ValueError(f"trust_region must be a bool, got {trust_region!r}")
         self.trust_region = bool(trust_region)
+        from hpcore.samplers._trust import RESTARTS
+
+        if trust_restart not in RESTARTS:
+            raise ValueError(f"trust_restart must be one of {RESTARTS}, got {trust_restart!r}")
+        self.trust_restart = trust_restart
         #: The trust region of the last proposal (``trust_region=True``), else ``None``.
         self.last_trust_region = None
         #: Rung index of the data of the last GP fit: ``None`` when it was the COMPLETE
@@ -327,7 +336,8 @@ class BayesSampler(BaseSampler):
             return False
         from hpcore.samplers._trust import replay
 
-        tr = replay(self._y, self.n_startup_trials, max(1, len(study.space.params)))
+        tr = replay(self._y, self.n_startup_trials, max(1, len(study.space.params)),
+                    restart=self.trust_restart)
         self.last_trust_region = tr
         return tr.n_run < self.n_startup_trials
 
@@ -336,7 +346,8 @@ class BayesSampler(BaseSampler):
         GP's, when given) and its centre; categorical blocks span [0, 1]."""
         from hpcore.samplers._trust import replay, trust_box
 
-        tr = replay(self._y, self.n_startup_trials, max(1, len(study.space.params)))
+        tr = replay(self._y, self.n_startup_trials, max(1, len(study.space.params)),
+                    restart=self.trust_restart)
         self.last_trust_region = tr
         d = self._X.shape[1]
         if tr.n_run < self.n_startup_trials:
