@@ -520,6 +520,34 @@ cdef int _work_threads(int nt, double work, double per_thread, Py_ssize_t units)
     return nt
 
 
+cdef void _fwd_panels_of_rows(const double* L, Py_ssize_t n, const double* Kb,
+                              const Py_ssize_t* rows, Py_ssize_t m, Py_ssize_t npn,
+                              double* P, int nt) noexcept nogil:
+    """Gather rows of Kb into ``npn`` panels of ``P`` (lane l of panel g = row
+    ``rows[4 g + l]``, or row ``4 g + l`` when ``rows`` is NULL; lanes from m on are
+    zeros) and solve L v = b in place on them with hp_fwd_panels, the panels split
+    over threads by work size."""
+    cdef Py_ssize_t g0, g1, l, r, j
+    cdef int nts, t
+    cdef const double* src
+    for g0 in range(npn):
+        for l in range(4):
+            r = 4 * g0 + l
+            if r < m:
+                src = Kb + (rows[r] if rows != NULL else r) * n
+                for j in range(n):
+                    P[g0 * 4 * n + 4 * j + l] = src[j]
+            else:
+                for j in range(n):
+                    P[g0 * 4 * n + 4 * j + l] = 0.0
+    nts = _work_threads(nt, <double>npn * n * n * 2.0, 4.0e6, npn)
+    for t in prange(nts, schedule="static", num_threads=nts):
+        g0 = (npn * t) // nts
+        g1 = (npn * (t + 1)) // nts
+        if g1 > g0:
+            hp_fwd_panels(L, n, P + g0 * 4 * n, g1 - g0)
+
+
 cdef void _solve_block(const double* L, Py_ssize_t n, double* Kb, Py_ssize_t m, bint fwd,
                        double* P, int nt) noexcept nogil:
     """Rows 0..m-1 of Kb (one point each, n doubles) solved in place with L v = b
@@ -541,22 +569,7 @@ cdef void _solve_block(const double* L, Py_ssize_t n, double* Kb, Py_ssize_t m, 
             if g1 > g0:
                 hp_bwd_rows(L, n, Kb + g0 * n, n, g1 - g0)
     elif npn > 0:
-        # gather the rows into panels (lane l of panel g = row 4 g + l; padding lanes 0)
-        for g0 in range(npn):
-            for l in range(4):
-                i = 4 * g0 + l
-                if i < m:
-                    for j in range(n):
-                        P[g0 * 4 * n + 4 * j + l] = Kb[i * n + j]
-                else:
-                    for j in range(n):
-                        P[g0 * 4 * n + 4 * j + l] = 0.0
-        nts = _work_threads(nt, <double>npn * n * n * 2.0, 4.0e6, npn)
-        for t in prange(nts, schedule="static", num_threads=nts):
-            g0 = (npn * t) // nts
-            g1 = (npn * (t + 1)) // nts
-            if g1 > g0:
-                hp_fwd_panels(L, n, P + g0 * 4 * n, g1 - g0)
+        _fwd_panels_of_rows(L, n, Kb, NULL, m, npn, P, nt)
         for i in range(first_tail):
             g0 = i // 4
             l = i % 4
@@ -666,32 +679,15 @@ cdef int panel_sqnorms(const double* L, Py_ssize_t n, const double* Kb,
     squares summed in order: a row's result is the same bits whichever rows share its
     call, in which lane or panel, and for any thread count.  Returns 0, or -1 when a
     buffer could not be allocated."""
-    cdef Py_ssize_t npn = (m + 3) // 4, g0, g1, l, i, j, r
-    cdef int nts, t
+    cdef Py_ssize_t npn = (m + 3) // 4, g0, l, j, r
     cdef double s
     cdef double* P
-    cdef const double* src
     if m <= 0:
         return 0
     P = <double*>malloc(4 * n * npn * sizeof(double))
     if P == NULL:
         return -1
-    for g0 in range(npn):
-        for l in range(4):
-            r = 4 * g0 + l
-            if r < m:
-                src = Kb + rows[r] * n
-                for j in range(n):
-                    P[g0 * 4 * n + 4 * j + l] = src[j]
-            else:
-                for j in range(n):
-                    P[g0 * 4 * n + 4 * j + l] = 0.0
-    nts = _work_threads(nt, <double>npn * n * n * 2.0, 4.0e6, npn)
-    for t in prange(nts, schedule="static", num_threads=nts):
-        g0 = (npn * t) // nts
-        g1 = (npn * (t + 1)) // nts
-        if g1 > g0:
-            hp_fwd_panels(L, n, P + g0 * 4 * n, g1 - g0)
+    _fwd_panels_of_rows(L, n, Kb, rows, m, npn, P, nt)
     for r in range(m):
         g0 = r // 4
         l = r % 4
