@@ -306,3 +306,26 @@ def test_acquisition_top_rejects_bad_arguments():
         _acq.acquisition_top(*_top_args(m, np.zeros((3, 2)), 0), -1)
     with pytest.raises(ValueError, match="Xq must have 2 columns"):
         _acq.acquisition_top(*_top_args(m, np.zeros((3, 3)), 0), 2)
+
+
+def test_screening_that_cannot_prune_solves_in_bulk_with_the_same_result():
+    # candidates in a small box among many observations (a trust region): the finer
+    # bound cannot rule the rows out, acquisition_top drops it for most rows (the bulk
+    # path) and still returns exactly the unscreened rows and values, for any threads
+    from hpcore._kernels import acquisition as _acq
+
+    rng = np.random.default_rng(5)
+    d = 6
+    m = _model(500, d, seed=6, f=lambda X: ((X - 0.5) ** 2).sum(1))
+    c = m.X[int(np.argmin(m.y))]
+    Xq = np.clip(c + 0.02 * (rng.random((400, d)) - 0.5), 0, 1)
+    _acq._screen_bulk_calls(reset=True)
+    for kind in range(4):
+        for k in (1, 6, 40):
+            args = _top_args(m, Xq, kind)
+            ia, va, na = _acq.acquisition_top(*args, k, True, 1)
+            ib, vb, _ = _acq.acquisition_top(*args, k, False, 1)
+            assert np.array_equal(ia, ib) and np.array_equal(va, vb)
+            ic, vc, nc = _acq.acquisition_top(*args, k, True, 2)
+            assert np.array_equal(ia, ic) and np.array_equal(va, vc) and nc == na
+    assert _acq._screen_bulk_calls(reset=True) > 0

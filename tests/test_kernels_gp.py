@@ -311,10 +311,10 @@ def test_batched_posterior_equals_the_per_point_one():
 
 def test_block_solves_give_every_point_the_panel_arithmetic():
     # the posterior's block solves (forward: panels; backward: hp_bwd_rows point by point,
-    # four rows of L at a time) give each point of its groups of 4 (a remainder of 3
-    # padded) the bits it gets as a lane of a panel (hp_fwd_panels / hp_bwd_panels),
-    # whatever the block size and threads; a remainder of 1-2 (dtrsv) and the panels
-    # agree with scipy's triangular solves
+    # four rows of L at a time) give each point the bits it gets as a lane of a panel
+    # (hp_fwd_panels / hp_bwd_panels), whatever the block size and threads: forward in
+    # its groups of 4 (a remainder of 3 padded), backward every point; a forward
+    # remainder of 1-2 (dtrsv) and the panels agree with scipy's triangular solves
     from scipy.linalg import solve_triangular
 
     rng = np.random.default_rng(3)
@@ -328,7 +328,7 @@ def test_block_solves_give_every_point_the_panel_arithmetic():
             exact = solve_triangular(L, B.T, lower=True, trans=0 if fwd else 1).T
             np.testing.assert_allclose(ref, exact, rtol=1e-10, atol=1e-12)
             for m in range(1, 14):
-                grouped = 4 * (m // 4) + (3 if m % 4 == 3 else 0)
+                grouped = 4 * (m // 4) + (3 if m % 4 == 3 else 0) if fwd else m
                 got = _gp._solve_rows(L, B[:m], fwd, False, 1)
                 assert np.array_equal(got[:grouped], ref[:grouped]), (n, fwd, m)
                 np.testing.assert_allclose(got, exact[:m], rtol=1e-10, atol=1e-12)

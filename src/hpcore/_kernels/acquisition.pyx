@@ -182,6 +182,9 @@ def acquisition_batch(const double[:, ::1] X, const double[:, ::1] L, const doub
 DEF SCREEN_NB1 = 6
 DEF SCREEN_NB2 = 24
 DEF SCREEN_GROUP = 8
+DEF SCREEN_CHUNK = 64
+DEF SOLVE_GROUP = 32
+cdef Py_ssize_t _BULK_CALLS = 0     # acquisition_top calls that dropped the finer bound
 cdef double SCREEN_REL = 1e-6
 cdef double SCREEN_ABS = 1e-6
 
@@ -318,13 +321,16 @@ def acquisition_top(const double[:, ::1] X, const double[:, ::1] L, const double
     acquisition (log-EI, EI, UCB and PI above the incumbent are nondecreasing in sigma at
     a fixed mean; PI below it is bounded at the smallest variance); rows are solved best
     bound first, in groups, until no remaining bound can reach the k-th value found (a
-    row the first, coarse bound cannot rule out gets a tighter one first): the result is
-    the same as without screening.
+    row the first, coarse bound cannot rule out gets a tighter one first, unless that
+    tighter bound leaves over 15/16 of the first 64 such rows in play, as in a small box
+    among many observations: then the rest keep the coarse bound and are solved in
+    groups of 32): the result is the same as without screening.
 
     Returns ``(indices, values, n_solved)``.
     """
+    global _BULK_CALLS
     cdef Py_ssize_t m = Xq.shape[0], n = X.shape[0], d = X.shape[1], i, j, a, g
-    cdef Py_ssize_t kk = min(k, m), n_sel = 0, pos, cnt
+    cdef Py_ssize_t kk = min(k, m), n_sel = 0, pos, cnt, c
     cdef int nt = effective_n_threads(n_threads), rc = 0
     cdef bint scr = screen and kk < m
     cdef double s, thr, tol
@@ -347,11 +353,9 @@ def acquisition_top(const double[:, ::1] X, const double[:, ::1] L, const double
     cdef unsigned char[::1] done = donea
     cdef Py_ssize_t[::1] ordv
     cdef double[::1] Dv
-    sqna = np.empty(SCREEN_GROUP)
+    sqna = np.empty(max(SCREEN_GROUP, SOLVE_GROUP))
     besta = np.empty(kk)
-    rowsa = np.empty(SCREEN_GROUP, dtype=np.intp)
     cdef double[::1] sqn = sqna, best = besta
-    cdef Py_ssize_t[::1] rows = rowsa
     with nogil:
         rc = kernel_rows(st, &Xq[0, 0], m, &K[0, 0], nt)
     if rc != 0:
@@ -384,7 +388,7 @@ def acquisition_top(const double[:, ::1] X, const double[:, ::1] L, const double
         ordv = np.arange(m, dtype=np.intp)
         with nogil:
             while pos < m and rc == 0:
-                g = min(SCREEN_GROUP, m - pos)
+                g = min(SOLVE_GROUP, m - pos)
                 rc = _solve_rows(st, &K[0, 0], &mu[0], &ordv[pos], g, acq, f_best, beta,
                                  &val[0], &done[0], &best[0], kk, &n_sel, &sqn[0], nt)
                 pos += g
@@ -405,16 +409,29 @@ def acquisition_top(const double[:, ::1] X, const double[:, ::1] L, const double
             tol = 1e-9 * fabs(thr) + (0.0 if acq == EI or acq == PI else 1e-12)
             rest = orda[pos:]
             rest = rest[~(bnda[rest] < thr - tol)]
-            if len(rest):
-                restv = np.ascontiguousarray(rest)
-                ordv = restv
-                cnt = len(rest)
+            # the finer bound, first for the SCREEN_CHUNK rows of best coarse bound: when
+            # it still leaves over 15/16 of them able to reach the k-th value, it is
+            # not worth its cost here, and the other rows keep their coarse bound (then
+            # solved in bigger groups); else every row of the rest gets it
+            cnt = len(rest)
+            fine = True
+            pos = 0
+            while pos < cnt:
+                c = min(SCREEN_CHUNK if pos == 0 else cnt, cnt) - pos
+                ordv = np.ascontiguousarray(rest[pos:pos + c])
                 with nogil:
-                    rc = _bounds(st, &K[0, 0], &mu[0], &Dv[0], &ordv[0], cnt, SCREEN_NB2,
+                    rc = _bounds(st, &K[0, 0], &mu[0], &Dv[0], &ordv[0], c, SCREEN_NB2,
                                  acq, f_best, beta, &bnd[0], nt)
                 if rc != 0:
                     raise MemoryError("acquisition_top: out of memory for the screening "
                                       "buffers")
+                pos += c
+                if pos == c and pos < cnt and 16 * np.count_nonzero(
+                        ~(bnda[rest[:c]] < thr - tol)) > 15 * c:
+                    fine = False
+                    _BULK_CALLS += 1
+                    break
+            if cnt:
                 rest = rest[np.argsort(-bnda[rest], kind="stable")]
                 ordv = np.ascontiguousarray(rest)
                 pos = 0
@@ -424,8 +441,8 @@ def acquisition_top(const double[:, ::1] X, const double[:, ::1] L, const double
                             thr = best[kk - 1]
                             tol = 1e-9 * fabs(thr) + (0.0 if acq == EI or acq == PI else 1e-12)
                             if bnd[ordv[pos]] < thr - tol:
-                                break
-                        g = min(SCREEN_GROUP, cnt - pos)
+                                break       # bounds descend: none after can reach it
+                        g = min(SCREEN_GROUP if fine else SOLVE_GROUP, cnt - pos)
                         rc = _solve_rows(st, &K[0, 0], &mu[0], &ordv[pos], g, acq, f_best,
                                          beta, &val[0], &done[0], &best[0], kk, &n_sel,
                                          &sqn[0], nt)
@@ -435,6 +452,16 @@ def acquisition_top(const double[:, ::1] X, const double[:, ::1] L, const double
     cand = np.flatnonzero(donea)
     top = cand[np.argsort(-vala[cand], kind="stable")[:kk]]
     return top, vala[top], int(cand.size)
+
+
+def _screen_bulk_calls(bint reset=False):
+    """Test hook: acquisition_top calls since the last reset that skipped the finer
+    bound for most rows (it could not rule enough of them out)."""
+    global _BULK_CALLS
+    out = _BULK_CALLS
+    if reset:
+        _BULK_CALLS = 0
+    return out
 
 
 def log_h_array(const double[::1] z):

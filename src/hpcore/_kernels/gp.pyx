@@ -551,24 +551,25 @@ cdef void _fwd_panels_of_rows(const double* L, Py_ssize_t n, const double* Kb,
 cdef void _solve_block(const double* L, Py_ssize_t n, double* Kb, Py_ssize_t m, bint fwd,
                        double* P, int nt) noexcept nogil:
     """Rows 0..m-1 of Kb (one point each, n doubles) solved in place with L v = b
-    (``fwd``) or L^T w = v: groups of 4 points (a remainder of 3 padded to a group) in
-    the panel arithmetic, a remainder of 1 or 2 by dtrsv (a panel wastes its empty lanes
-    there).  Forward: the panel kernel; backward: hp_bwd_rows point by point, the same
-    bits as a panel lane without the gather, the padding or the panel's shared rows.
-    ``P`` is scratch of 4 n ceil(m / 4) doubles.  The split depends on m only."""
+    (``fwd``) or L^T w = v.  Forward: groups of 4 points (a remainder of 3 padded to a
+    group) through the panel kernel, a remainder of 1 or 2 by dtrsv (a panel wastes its
+    empty lanes there); the split depends on m only.  Backward: every point by
+    hp_bwd_rows (the bits of a panel lane, whatever m, without a gather or padding).
+    ``P`` is scratch of 4 n ceil(m / 4) doubles."""
     cdef Py_ssize_t npn = m // 4, i, j, l, g0, g1, rem = m % 4, first_tail
     cdef int nn = <int>n, one = 1, nts, t
     if rem == 3:
         npn += 1
     first_tail = min(m, 4 * npn)
-    if npn > 0 and not fwd:
-        nts = _work_threads(nt, <double>first_tail * n * n, 4.0e6, first_tail)
+    if not fwd:
+        nts = _work_threads(nt, <double>m * n * n, 4.0e6, m)
         for t in prange(nts, schedule="static", num_threads=nts):
-            g0 = (first_tail * t) // nts
-            g1 = (first_tail * (t + 1)) // nts
+            g0 = (m * t) // nts
+            g1 = (m * (t + 1)) // nts
             if g1 > g0:
                 hp_bwd_rows(L, n, Kb + g0 * n, n, g1 - g0)
-    elif npn > 0:
+        return
+    if npn > 0:
         _fwd_panels_of_rows(L, n, Kb, NULL, m, npn, P, nt)
         for i in range(first_tail):
             g0 = i // 4
