@@ -329,3 +329,50 @@ def test_screening_that_cannot_prune_solves_in_bulk_with_the_same_result():
             ic, vc, nc = _acq.acquisition_top(*args, k, True, 2)
             assert np.array_equal(ia, ic) and np.array_equal(va, vc) and nc == na
     assert _acq._screen_bulk_calls(reset=True) > 0
+
+
+def test_sobol_starts_are_scipys_scrambled_points():
+    # _sobol computes scipy's scrambled Sobol' points directly (same draws, same LMS
+    # scramble and shift, Gray-code order): bit-identical to building the engine
+    import warnings
+
+    from scipy.stats import qmc
+
+    from hpcore.kernels._acquisition import _sobol
+
+    for d in (1, 2, 5, 10, 33):
+        for n in (1, 2, 3, 8, 100, 512, 1025):
+            for seed in (0, 7, 2 ** 62 + 5, 2 ** 64 + 3):
+                gen = np.random.default_rng(np.random.SeedSequence([seed % 2 ** 63, 11]))
+                m = max(1, int(np.ceil(np.log2(n))))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ref = qmc.Sobol(d, scramble=True, rng=gen).random_base2(m)[:n]
+                got = _sobol(d, n, seed)
+                assert got.shape == (n, d) and np.array_equal(got, ref), (d, n, seed)
+
+
+def test_filter_drops_exactly_the_candidates_near_excluded_rows():
+    # _filter finds excluded rows through a sorted first column; it must drop exactly the
+    # candidates within 1e-9 (max norm) of some excluded row, as the brute-force test does
+    from hpcore.kernels._acquisition import _filter
+
+    rng = np.random.default_rng(0)
+    for trial in range(120):
+        n, d = int(rng.integers(1, 2000)), int(rng.integers(1, 6))
+        ex = rng.random((n, d)) * 10.0 ** rng.integers(-3, 4)
+        if trial % 3 == 0:
+            ex[:, 0] = np.round(ex[:, 0], 1)       # many equal first columns
+        xs = rng.random((15, d)) * 10.0 ** rng.integers(-3, 4)
+        k = rng.integers(0, 15, 6)
+        xs[k] = ex[rng.integers(0, n, 6)] + rng.choice(
+            [0, 1e-9, -1e-9, 0.9e-9, 1.1e-9, 5e-10], (6, d))
+        xs[int(rng.integers(0, 15))] = xs[int(rng.integers(0, 15))]   # a repeat
+        vals = rng.random(15)
+        near = (np.abs(xs[:, None, :] - ex[None]).max(axis=2) <= 1e-9).any(axis=1)
+        keep = ~near
+        for i in range(1, 15):
+            if keep[i] and (np.abs(xs[:i][keep[:i]] - xs[i]).max(axis=1) <= 1e-12).any():
+                keep[i] = False
+        got_x, got_v = _filter(xs, vals, ex)
+        assert np.array_equal(got_x, xs[keep]) and np.array_equal(got_v, vals[keep]), trial
