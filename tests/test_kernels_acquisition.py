@@ -336,10 +336,13 @@ def test_sobol_starts_are_scipys_scrambled_points():
     # scramble and shift, Gray-code order): bit-identical to building the engine
     import warnings
 
+    import scipy
     from scipy.stats import qmc
 
     from hpcore.kernels._acquisition import _sobol
 
+    if tuple(int(p) for p in scipy.__version__.split(".")[:2]) < (1, 15):
+        pytest.skip("scipy < 1.15's Sobol engine draws from the generator, not a spawn")
     for d in (1, 2, 5, 10, 33):
         for n in (1, 2, 3, 8, 100, 512, 1025):
             for seed in (0, 7, 2 ** 62 + 5, 2 ** 64 + 3):

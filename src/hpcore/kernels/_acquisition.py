@@ -134,7 +134,8 @@ def _parity(x: np.ndarray) -> np.ndarray:
 
 def _sobol(d: int, n: int, seed: int) -> np.ndarray:
     """The first ``n`` points of ``scipy.stats.qmc.Sobol(d, scramble=True, rng=g)
-    .random_base2(m)`` (``g`` seeded by ``seed``, ``2^m >= n``), computed directly: the
+    .random_base2(m)`` (scipy >= 1.15; ``g`` seeded by ``seed``, ``2^m >= n``), computed
+    directly: the
     same random draws (the generator scipy spawns from ``g``: shift bits, then the
     lower-triangular scramble matrices, diagonal 1), the same LMS scramble of the
     direction numbers (GF(2) matrix-vector products, as parities) and the Gray-code
