@@ -242,7 +242,8 @@ def main() -> None:
     out: dict = {"threads": k, "d": D, "warmup": args.warmup, "reps": args.reps,
                  "command": " ".join(sys.argv), "hpcore": {}, "optuna": {}, "skopt": {},
                  "meta": {"python": platform.python_version(), "machine": platform.machine(),
-                          "cpus": os.cpu_count()}}
+                          "cpus": os.cpu_count(), "sampler": _sampler_note(),
+                          "git": _git_note()}}
     peers = [p for p in args.peers.split(",") if p]
     peer_sizes = set(map(int, args.peer_sizes.split(","))) if peers else set()
     with threadpool_limits(k):
@@ -276,6 +277,29 @@ def main() -> None:
         _write(out, k, args.tag)
 
 
+def _sampler_note() -> str:
+    """The timed sampler's settings that shape an ask (the defaults of BayesSampler())."""
+    b = hp.BayesSampler(seed=0)
+    return (f"BayesSampler() defaults: trust_region={b.trust_region}, "
+            f"trust_restart={b.trust_restart!r}, n_starts={b.n_starts}, "
+            f"n_raw_samples={b.n_raw_samples}")
+
+
+def _git_note() -> str:
+    """HEAD and the source files changed from it (the code the figures come from)."""
+    import subprocess
+
+    try:
+        root = Path(__file__).resolve().parent.parent
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--name-only", "HEAD", "--", "src"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (f" + uncommitted {', '.join(dirty)}" if dirty else "")
+
+
 def _optuna_version() -> str:
     try:
         import optuna
@@ -307,7 +331,8 @@ def _write(out: dict, k: int, tag: str = "") -> None:
             f"(hpcore, then each peer, per round); per-call median / p90 / max, no "
             f"amortization; load = mean 1-minute load average over an optimizer's calls.  "
             f"Optuna {_optuna_version()} with greenlet {_greenlet_version()} (batched L-BFGS-B).  "
-            "Machine: shared 2-core box (other jobs running; 1-minute load average per row).",
+            "Machine: shared 2-core box (other jobs running; 1-minute load average per row).  "
+            f"hpcore: {out['meta'].get('sampler', '?')}; code at {out['meta'].get('git', '?')}.",
             "",
             f"LML + gradient at n=1000, d=10 (Matern-5/2): {lml['lml_grad_s'] * 1e3:.1f} ms; "
             f"LAPACK dpotrf + dpotri of the same matrix, in place on a Fortran copy: "
