@@ -90,7 +90,7 @@ def test_proposals_lie_in_the_trust_region_and_beat_random():
 def test_restart_runs_a_new_quasi_random_design():
     # a constant objective: every model-phase trial fails, L halves every 4 trials and
     # the run restarts after 28; the next n_startup_trials come from the Sobol design
-    smp = BayesSampler(seed=0, trust_region=True, n_startup_trials=4)
+    smp = BayesSampler(seed=0, trust_region=True, trust_restart="design", n_startup_trials=4)
     st = hp.Study(BRANIN, sampler=smp)
     st.optimize(lambda t: 1.0, n_trials=4 + 28 + 2)
     smp._sync(st)
@@ -139,3 +139,93 @@ def test_incumbent_restart_keeps_the_run_and_resets_the_side():
     st.optimize(lambda t: 1.0, n_trials=4 + 28 + 3)
     assert smp.last_trust_region.restarts == 1 and smp.last_trust_region.run_start == 0
     assert smp.last_fit_numbers                      # the last trial came from the model
+
+
+def _full_replay_state(y, n_init, d, restart):
+    # the reference: one pass of advance over the whole sequence, and replay's region
+    from hpcore.samplers._trust import advance
+
+    st = advance(None, y, n_init, d, restart=restart)
+    assert st.region == replay(y, n_init, d, restart=restart)
+    return st
+
+
+@pytest.mark.parametrize("restart", ["design", "incumbent"])
+def test_incremental_advance_equals_the_full_replay(restart):
+    from hpcore.samplers._trust import advance
+
+    rng = np.random.default_rng(3)
+    n_restarts = 0
+    for trial in range(40):
+        n_init, d = int(rng.integers(1, 5)), int(rng.integers(1, 7))
+        n = int(rng.integers(50, 400))
+        # runs of improvements (successes), of flat values (failures) and ties
+        steps = rng.choice([-1.0, 0.0, 1.0, -1e-6], size=n, p=[0.15, 0.55, 0.2, 0.1])
+        y = 10.0 + np.cumsum(steps) * (rng.random(n) if trial % 2 else 1.0)
+        st = None
+        i = 0
+        while i < n:
+            k = int(rng.integers(0, 6))          # chunks of 0..5, as asks see them
+            st = advance(st, y[i:i + k], n_init, d, restart=restart)
+            i += k
+            ref = _full_replay_state(y[:min(i, n)], n_init, d, restart)
+            assert st == ref, (trial, i)
+        n_restarts += st.restarts
+        # a reset in the middle: a new sequence from scratch matches its full replay
+        cut = int(rng.integers(1, n))
+        z = np.concatenate([y[cut:], y[:cut]])
+        st = advance(None, z[:cut], n_init, d, restart=restart)
+        st = advance(st, z[cut:], n_init, d, restart=restart)
+        assert st == _full_replay_state(z, n_init, d, restart)
+        # the best indices are np.argmin's (first occurrence)
+        assert st.best_all_index == int(np.argmin(z))
+        if st.best_index >= 0:
+            s = st.run_start
+            assert st.best_index == s + int(np.argmin(z[s:]))
+    assert n_restarts >= 20          # the sequences exercise restarts
+    with pytest.raises(ValueError, match="state was built with"):
+        advance(advance(None, [1.0], 2, 2, restart=restart), [0.5], 3, 2, restart=restart)
+
+
+def test_sampler_state_is_incremental_and_equals_a_resumed_replay(tmp_path, monkeypatch):
+    from hpcore.samplers import _trust
+
+    calls = []
+    orig = _trust.advance
+
+    def counting(state, y_new, *a, **k):
+        calls.append(len(np.asarray(y_new)))
+        return orig(state, y_new, *a, **k)
+
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    smp = BayesSampler(seed=2, n_startup_trials=4)
+    assert smp.trust_region and smp.trust_restart == "incumbent"     # the defaults
+    st = hp.Study(BRANIN, sampler=smp, storage=url, name="tr")
+    monkeypatch.setattr(_trust, "advance", counting)
+    for i in range(30):
+        t = st.ask()
+        st.tell(t, 1.0 if i % 3 else branin(t.params))
+    # one advance per ask over the new observation only, never the whole history
+    assert calls and max(calls) <= 4 + 1 and len(calls) <= 30
+    calls.clear()
+    smp._trust(st)
+    assert calls == []              # nothing new: the kept state, no step at all
+    monkeypatch.undo()
+    smp._sync(st)
+    assert smp._tr_state.n == len(smp._y) - 1       # the last tell is not consumed yet
+    kept = smp._trust(st)
+    assert kept == _full_replay_state(smp._y, 4, 2, "incumbent")
+    st.close()
+    # resumed from storage by a fresh sampler: the same state from a full replay
+    again = hp.load_study("tr", url)
+    assert isinstance(again.sampler, BayesSampler) and again.sampler._tr_state is None
+    again.sampler._sync(again)
+    assert again.sampler._trust(again) == kept
+    # a reset in the middle (the sampler moved to another study) replays from scratch
+    other = hp.Study(BRANIN, sampler=smp)
+    other.optimize(lambda t: branin(t.params), n_trials=8)
+    smp._sync(other)
+    assert smp._trust(other) == _full_replay_state(smp._y, 4, 2, "incumbent")
+    # a kept state that is not a prefix of _y (same length, other values) is replayed
+    smp._y = smp._y[::-1].copy()
+    assert smp._trust(other) == _full_replay_state(smp._y, 4, 2, "incumbent")
