@@ -229,3 +229,23 @@ def test_sampler_state_is_incremental_and_equals_a_resumed_replay(tmp_path, monk
     # a kept state that is not a prefix of _y (same length, other values) is replayed
     smp._y = smp._y[::-1].copy()
     assert smp._trust(other) == _full_replay_state(smp._y, 4, 2, "incumbent")
+
+
+def test_trust_box_holds_with_the_local_gp_beyond_2000_observations():
+    from hpcore.samplers import bayes
+
+    from test_sampler_bayes_batch import _study_with
+
+    st = _study_with(bayes._LOCAL_MAX_OBS + 60, 2)
+    smp = BayesSampler(seed=0)                       # the default: trust region
+    st.sampler = smp
+    for _ in range(3):
+        t = st.ask()
+        tr = smp.last_trust_region
+        assert tr is not None and tr.n_run == len(smp._y)
+        c = smp._X[smp._tr_state.best_index]
+        assert smp._tr_state.best_index == int(np.argmin(smp._y))
+        box = trust_box(c, np.exp(smp._theta[:2]), tr.length)
+        u = st.space.encode(t.params)
+        assert (u >= box[:, 0] - 1e-9).all() and (u <= box[:, 1] + 1e-9).all(), (u, box)
+        st.tell(t, float(((u - 0.3) ** 2).sum()))
