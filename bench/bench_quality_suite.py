@@ -7,6 +7,11 @@ Run (quality, not timing: under ``nice -n 19``, in the background)::
         --deadline 14:25          # stop taking new runs at 14:25 UTC
     .venv/bin/python bench/bench_quality_suite.py report    # any time, from what finished
 
+The runs folder is not committed; ``report`` copies every run into
+``bench/results/<name>_runs.json``, and on a fresh checkout
+``bench_quality_suite.py unpack bench/results/quality_suite_runs.json --runs DIR`` writes
+them back so that workers add to them instead of starting over.
+
 Problems: ``hpcore.bench.problems.QUALITY_SUITE`` (10 scikit-learn 3-fold CV tasks with
 mixed integer / categorical / log spaces on datasets scikit-learn ships, 6 synthetic
 functions: multimodal and noisy ones).  The MLP and the SVC on breast cancer are scored
@@ -21,7 +26,12 @@ around the same best point instead of a new design).
 Optimizers, each at its package's defaults (the harness's ``n_initial`` = 10 equals every
 default start-up size used here):
 
-* ``hpcore-bayes``: BayesSampler() (10 Sobol start-up trials, GP + log-EI);
+* ``hpcore-bayes``: BayesSampler() (10 Sobol start-up trials, GP + log-EI).  The stored
+  runs of that name were made before commit 0771a3c, with the previous default
+  (no trust region); since 0771a3c BayesSampler's default is ``trust_region=True,
+  trust_restart="incumbent"``, i.e. the candidate ``hpcore-bayes+tr-inc`` (bit-identical
+  proposals), so ``report --default hpcore-bayes+tr-inc`` labels that candidate as the
+  default and ``hpcore-bayes`` as "no trust region";
 * ``hpcore-genetic``: GeneticSampler() with ``set_budget(n_trials)`` as Study.optimize
   does, so its population is sized from the budget (min(50, max(8, n_trials // 5)):
   8 at 40 trials, 20 at 100) -- it therefore gets its own 40-trial runs;
@@ -294,6 +304,10 @@ def worker(args) -> None:
     probs = args.problems.split(",") if args.problems else None
     deadline = _deadline(args.deadline)
     queue = tasks(args.seeds, opts, probs)
+    if getattr(args, "queue", None):  # an explicit queue: lines "optimizer problem seed n"
+        queue = [(o, p, int(seed), int(n)) for o, p, seed, n in
+                 (ln.split() for ln in Path(args.queue).read_text().splitlines()
+                  if ln.strip() and not ln.startswith("#"))]
     if args.reverse:
         queue = queue[::-1]
     if args.cheap_first:  # the expensive peers' runs after every other run
@@ -353,6 +367,21 @@ def run(args) -> None:
         time.sleep(2)
     for pr in procs:
         pr.wait()
+
+
+def unpack(args) -> None:
+    """Write the runs of a committed ``*_runs.json`` back as run files under ``--runs``
+    (the runs folder is not committed: a fresh checkout resumes from the report's copy).
+    A run file already there is kept."""
+    runs = Path(args.runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    new = 0
+    for r in json.loads(Path(args.source).read_text()):
+        f = runs / f"{_key(r['optimizer'], r['problem'], r['seed'], r['n_trials'])}.json"
+        if not f.exists():
+            f.write_text(json.dumps(r))
+            new += 1
+    print(f"{new} run files written under {runs}")
 
 
 # ----------------------------------------------------------------------------- report
@@ -537,7 +566,8 @@ def acceptance(S: dict, M: dict, bayes: str = "hpcore-bayes",
                                  f"seed) pairs both ran)",
                         "value": f"{pr['a']:.3f} vs {pr['b']:.3f} ({pr['n_pairs']} pairs, "
                                  f"{len(pr['problems'])} problems)",
-                        "holds": bool(pr["a"] < pr["b"]), "pairs": pr["n_pairs"]})
+                        "holds": bool(pr["a"] < pr["b"]) if pr["n_pairs"] else None,
+                        "pairs": pr["n_pairs"]})
         worse = s["optimizers"].get(bayes, {}).get("sig_worse_than_tpe", [])
         out.append({"check": f"B{b}: Bayes significantly worse than TPE (MWU p<0.05) on <= 1 task",
                     "value": f"{len(worse)}: {', '.join(worse) or '-'}",
@@ -553,6 +583,20 @@ def acceptance(S: dict, M: dict, bayes: str = "hpcore-bayes",
         out.append({"check": "B100: GeneticSampler beats Optuna NSGAIISampler() (mean regret)",
                     "value": f"{ga:.3f} vs {ns:.3f}", "holds": bool(ga < ns)})
     return out
+
+
+def _label(o: str, default: str) -> str:
+    """Display name of optimizer ``o`` when ``default`` holds BayesSampler's default."""
+    if default == "hpcore-bayes+tr-inc":
+        if o == default:
+            return "hpcore-bayes (default: trust region, incumbent restart)"
+        if o == "hpcore-bayes":
+            return "hpcore-bayes (no trust region)"
+    return o
+
+
+def _holds(h) -> str:
+    return "not measured" if h is None else ("yes" if h else "NO")
 
 
 def _fmt(x, nd=3):
@@ -578,7 +622,10 @@ def report(args) -> None:
         if M[b] is not None:
             M[b]["seeds"] = common
     acc = acceptance(S, M, bayes=args.default, genetic=True)
-    cand = {c: acceptance(S, M, bayes=c) for c in extra if c != args.default}
+    def L(o):
+        return _label(o, args.default)
+    cand = {c: acceptance(S, M, bayes=c) for c in extra + ["hpcore-bayes"]
+            if c != args.default and c in optimizers}
     loads = [r["loadavg_end"] for r in recs]
     cpu = sum(r["cpu_s"] for r in recs)
     stamp = max((r["finished_utc"] for r in recs), default="-")
@@ -609,15 +656,18 @@ def report(args) -> None:
         lines += [f"BayesSampler's default at this commit is the configuration run as "
                   f"`{args.default}`; the rows `hpcore-bayes` are the previous default.  The "
                   f"acceptance checks below are for `{args.default}`.", ""]
-    lines += ["## Acceptance checks (issue 16)", "", "| check | figure | holds |", "|---|---|---|"]
-    lines += [f"| {a['check']} | {a['value']} | {'yes' if a['holds'] else 'NO'} |" for a in acc]
+    lines += [f"## Acceptance checks (issue 16), Bayes = {L(args.default)}", "",
+              "| check | figure | holds |", "|---|---|---|"]
+    lines += [f"| {a['check']} | {a['value']} | {_holds(a['holds'])} |" for a in acc]
     for c, ca in cand.items():
-        lines += ["", f"Candidate `{c}` in place of hpcore-bayes (same runs of the peers):",
+        if args.default != "hpcore-bayes" and c != "hpcore-bayes":
+            continue    # the other candidates: their rows in the table below and the JSON
+        lines += ["", f"`{L(c)}` in place of the default (same runs of the peers):",
                   "", "| check | figure | holds |", "|---|---|---|"]
-        lines += [f"| {a['check']} | {a['value']} | {'yes' if a['holds'] else 'NO'} |"
-                  for a in ca]
-    if extra:
-        lines += ["", "## Candidates against the default (hpcore-bayes)", "",
+        lines += [f"| {a['check']} | {a['value']} | {_holds(a['holds'])} |" for a in ca]
+    versus = [c for c in extra + ["hpcore-bayes"] if c != args.default and c in optimizers]
+    if versus:
+        lines += ["", f"## Candidates against the default ({L(args.default)})", "",
                   "Per budget: mean normalized regret of the default and the candidate over the "
                   "(problem, seed) pairs both ran, and the problems where the candidate's final "
                   "bests differ from the default's at p < 0.05 (two-sided Mann-Whitney U; "
@@ -625,12 +675,14 @@ def report(args) -> None:
                   "| candidate | budget | default | candidate | pairs | significantly better "
                   "than the default | significantly worse than the default |",
                   "|---|---:|---:|---:|---:|---|---|"]
-        for c in extra:
+        for c in versus:
             for b in BUDGETS:
-                vd = versus_default(S[b], c)
-                lines.append(f"| {c} | {b} | {_fmt(vd['default'])} | {_fmt(vd['candidate'])} "
+                vd = versus_default(S[b], c, default=args.default)
+                lines.append(f"| {L(c)} | {b} | {_fmt(vd['default'])} | {_fmt(vd['candidate'])} "
                              f"| {vd['n_pairs']} | {', '.join(vd['better']) or '-'} | "
                              f"{', '.join(vd['worse']) or '-'} |")
+    # per-problem columns: the default first, then the base optimizers, then the candidates
+    cols = [args.default] + [o for o in optimizers if o != args.default]
     for b in BUDGETS:
         s = S[b]
         lines += ["", f"## Budget {b}: mean normalized regret", "",
@@ -645,7 +697,7 @@ def report(args) -> None:
             mr = m["optimizers"][o]["mean_regret"] if m and o in m["optimizers"] else math.nan
             sd = (f"{e['seeds_min']}" if e["seeds_min"] == e["seeds_max"]
                   else f"{e['seeds_min']}-{e['seeds_max']}")
-            lines.append(f"| {o} | {_fmt(e['mean_regret'])} | {_fmt(e['mean_regret_capped'])} "
+            lines.append(f"| {L(o)} | {_fmt(e['mean_regret'])} | {_fmt(e['mean_regret_capped'])} "
                          f"| {e['n_problems']} | {sd} | "
                          f"{_fmt(mr)} | {', '.join(e['sig_worse_than_tpe']) or '-'} | "
                          f"{', '.join(e['sig_better_than_tpe']) or '-'} |")
@@ -656,20 +708,22 @@ def report(args) -> None:
             lines += ["", "Matched seeds: none yet (some optimizer lacks a seed on some "
                       "problem)."]
         lines += ["", f"### Budget {b}, per problem: mean normalized regret (p vs TPE)", "",
-                  "| problem | best seen | random median | " + " | ".join(optimizers) + " |",
-                  "|---|---:|---:|" + "---:|" * len(optimizers)]
+                  "Cells: mean normalized regret (p vs TPE) [seeds].", "",
+                  "| problem | best seen | random median | "
+                  + " | ".join(L(o) for o in cols) + " |",
+                  "|---|---:|---:|" + "---:|" * len(cols)]
         for p in problems:
             e = s["problems"].get(p)
             if e is None:
                 continue
             cells = []
-            for o in optimizers:
+            for o in cols:
                 oe = e["optimizers"].get(o)
                 if oe is None:
                     cells.append("-")
                     continue
                 pv = "" if math.isnan(oe["p_vs_tpe"]) else f" ({oe['p_vs_tpe']:.2g})"
-                cells.append(f"{_fmt(oe['mean_regret'], 2)}{pv}")
+                cells.append(f"{_fmt(oe['mean_regret'], 2)}{pv} [{len(oe['seeds'])}]")
             lines.append(f"| {p} | {e['best_seen']:.5g} | {e['reference']:.5g} | "
                          + " | ".join(cells) + " |")
     lines += ["", "## Problems", "", "| problem | kind | parameters | description |",
@@ -739,6 +793,9 @@ def _versions() -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    sp = sub.add_parser("unpack", help="restore run files from a committed *_runs.json")
+    sp.add_argument("source", help="e.g. bench/results/quality_suite_runs.json")
+    sp.add_argument("--runs", default=str(RUNS))
     for name in ("run", "worker", "report"):
         sp = sub.add_parser(name)
         sp.add_argument("--runs", default=str(RUNS))
@@ -752,6 +809,9 @@ def main(argv=None) -> None:
                             help="odd workers take the queue from its end")
         if name == "worker":
             sp.add_argument("--reverse", action="store_true")
+            sp.add_argument("--queue", default=None,
+                            help="file of runs to take in order, one 'optimizer problem seed "
+                                 "n_trials' a line (replaces the built-in queue)")
             sp.add_argument("--cheap-first", action="store_true",
                             help="take Optuna GP's and scikit-optimize's runs last")
         if name == "report":
@@ -765,7 +825,7 @@ def main(argv=None) -> None:
             sp.add_argument("--command-note", default=None,
                             help="the run commands, as written into the header")
     args = ap.parse_args(argv)
-    {"run": run, "worker": worker, "report": report}[args.cmd](args)
+    {"run": run, "worker": worker, "report": report, "unpack": unpack}[args.cmd](args)
 
 
 if __name__ == "__main__":
