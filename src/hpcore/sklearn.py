@@ -636,11 +636,12 @@ class HPSearchCV(BaseSearchCV):
         categoricals, integers, stepped floats), ``hp.GridSampler`` -- every point in
         ``GridSearchCV``'s order when ``n_trials`` is None or covers the grid, else a
         random subset without repetition (as ``RandomizedSearchCV`` does for lists);
-        otherwise ``hp.BayesSampler`` (GP + log-EI) with
-        ``min(10, max(d + 1, n_trials // 3))`` Sobol start-up trials for ``d``
-        parameters (on an RBF SVC over digits, 20 trials, 5 seeds: mean best CV
-        accuracy 0.889 +- 0.001 against 0.884 +- 0.002 for random search).  Copied at
-        each ``fit``.
+        otherwise ``hp.BayesSampler`` (its defaults: GP + log-EI in a trust region)
+        with ``min(10, max(d + 1, n_trials // 3))`` Sobol start-up trials for ``d``
+        parameters (an RBF SVC on digits, log ``C`` and ``gamma``, 3-fold CV, 20
+        trials, 5 seeds: mean best CV accuracy 0.9760 +- 0.0001 (standard error)
+        against 0.9752 +- 0.0003 for random search;
+        ``bench/bench_searchcv_default.py``).  Copied at each ``fit``.
     pruner : hp.BasePruner, optional
         Stops poor candidates early.  With a rung pruner (``hp.SuccessiveHalving``,
         ``hp.Hyperband``, ``hp.ASHA``) each candidate is evaluated at the pruner's rung
