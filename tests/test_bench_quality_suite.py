@@ -163,3 +163,24 @@ def test_driver_candidates_against_the_default():
     assert v["default"] == pytest.approx((np.mean(np.arange(9, 14)) / 21
                                           + np.mean(np.arange(0, 5)) / 21) / 2)
     assert v["candidate"] == pytest.approx(v["default"])   # symmetric by construction
+
+
+def test_driver_unpack_restores_run_files(tmp_path):
+    import argparse
+    import json
+
+    D = _driver()
+    recs = [_rec("hpcore-random", "p", s, 100, [5.0 - s] * 100) for s in range(3)]
+    src = tmp_path / "quality_suite_runs.json"
+    src.write_text(json.dumps(recs))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    # a run file already there is kept, not overwritten by the committed copy
+    kept = dict(recs[0], best_so_far=[0.0] * 100)
+    (runs / f"{D._key('hpcore-random', 'p', 0, 100)}.json").write_text(json.dumps(kept))
+    D.unpack(argparse.Namespace(source=str(src), runs=str(runs)))
+    back = sorted(D.load_runs(runs), key=lambda r: r["seed"])
+    assert [r["seed"] for r in back] == [0, 1, 2]
+    assert back[0]["best_so_far"][-1] == 0.0 and back[2]["best_so_far"][-1] == 3.0
+    # a worker would now skip them: their claims fail
+    assert not D._claim(runs, D._key("hpcore-random", "p", 1, 100))
