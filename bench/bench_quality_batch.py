@@ -171,25 +171,13 @@ def worker(args) -> None:
     opts = tuple(args.optimizers.split(",")) if args.optimizers else OPTIMIZERS
     probs = args.problems.split(",") if args.problems else None
     deadline = Q._deadline(args.deadline)
-    for (o, p, seed, n) in tasks(args.seeds, opts, probs):
-        if deadline is not None and time.time() > deadline:
-            print(f"[{os.getpid()}] deadline reached", flush=True)
-            break
-        if (runs / "STOP").exists():
-            print(f"[{os.getpid()}] STOP file: exiting", flush=True)
-            break
-        key = Q._key(o, p, seed, n)
-        if not Q._claim(runs, key):
-            continue
+    for (o, p, seed, n), key in Q.claimed_runs(runs, tasks(args.seeds, opts, probs), deadline):
         t0, c0 = time.time(), time.process_time()
         rec = {"optimizer": o, "problem": p, "seed": seed, "n_trials": n, "batch": Q_BATCH}
         rec.update(run_batch(Q._cached(get_problem(p)), o, seed, n))
         rec.update({"wall_s": time.time() - t0, "cpu_s": time.process_time() - c0,
                     "loadavg_end": os.getloadavg()[0], "finished_utc": Q._now()})
-        tmp = runs / f"{key}.json.tmp"
-        tmp.write_text(json.dumps(rec))
-        tmp.rename(runs / f"{key}.json")
-        (runs / f"{key}.claim").unlink(missing_ok=True)
+        Q.save_run(runs, key, rec)
         print(f"[{os.getpid()}] {key}: final {rec['best_so_far'][-1]:.6g} dups "
               f"{sum(rec['dup_pairs_per_round'])} ({rec['cpu_s']:.1f} s CPU, "
               f"{rec['wall_s']:.1f} s wall, load {rec['loadavg_end']:.2f})", flush=True)
@@ -217,20 +205,14 @@ def report(args) -> None:
     shown = list(OPTIMIZERS) + list(CONTEXT)
     S = {b: Q.summarize(recs + peers, b, problems, shown) for b in Q.BUDGETS}
     out_json = {"budgets": {}, "n_runs": len(recs), "batch": Q_BATCH}
-    loads = [r["loadavg_end"] for r in recs]
-    cpu = sum(r["cpu_s"] for r in recs)
-    stamp = max((r["finished_utc"] for r in recs), default="-")
+    code = ("hpcore: " + args.code_note) if args.code_note else Q._code_note(Path(args.runs))
     lines = [
         "# Quality suite (issue 16) with batches of 8: BayesSampler against TPE with "
         "constant liar", "",
-        f"Command: `PYTHONPATH=/tmp/snap16c/src nice -n 19 .venv/bin/python "
-        f"bench/bench_quality_batch.py run --seeds 10 --deadline {args.deadline_note}` (one "
-        f"worker) then `.venv/bin/python bench/bench_quality_batch.py report`; hpcore: "
-        f"{args.code_note}; {len(recs)} batch runs finished (last at {stamp}), "
-        f"{cpu / 3600:.2f} CPU-hours; 1-minute load average at the end of each run: median "
-        f"{np.median(loads) if loads else math.nan:.2f}, max "
-        f"{max(loads) if loads else math.nan:.2f} (a shared 2-core machine; quality figures "
-        f"do not depend on load).  {Q._versions()}.", "",
+        f"Command: `nice -n 19 .venv/bin/python bench/bench_quality_batch.py run --seeds 10 "
+        f"--deadline {args.deadline_note}` (one worker) then `.venv/bin/python "
+        f"bench/bench_quality_batch.py report`; {code}; "
+        f"{Q.runs_summary(recs, 'batch runs')}  {Q._versions()}.", "",
         "Protocol: see the docstring of `bench/bench_quality_batch.py`.  Each round asks 8 "
         "trials before any tell, evaluates them, tells all 8; budget 100 = 12 rounds of 8 "
         "plus a last round of 4 (exactly 100 evaluations), budget 40 = the first 5 rounds. "
@@ -342,7 +324,7 @@ def report(args) -> None:
               + "."]
     out = Path(args.out)
     (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
-    out_json.update({"acceptance": acc, "cpu_hours": cpu / 3600, "last_run": stamp,
+    out_json.update({"acceptance": acc, **Q.run_stats(recs),
                      "dup_totals": tot})
     (out / f"{args.name}.json").write_text(json.dumps(out_json, indent=1, default=float))
     (out / f"{args.name}_runs.json").write_text(json.dumps(recs, default=float))
@@ -354,18 +336,15 @@ def main(argv=None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("run", "report"):
         sp = sub.add_parser(name)
-        sp.add_argument("--runs", default=str(RUNS))
-        sp.add_argument("--seeds", type=int, default=10)
-        sp.add_argument("--optimizers", default=None)
-        sp.add_argument("--problems", default=None)
-        sp.add_argument("--deadline", default=None, help="HH:MM UTC: take no new run after")
+        Q.add_queue_options(sp, RUNS)
         if name == "report":
             sp.add_argument("--peer-runs", default=str(PEER_RUNS))
             sp.add_argument("--out", default=str(Q.RESULTS))
             sp.add_argument("--name", default="quality_suite_batch8")
             sp.add_argument("--deadline-note", default="20:50")
-            sp.add_argument("--code-note", default="a snapshot of HEAD c338b67 with built "
-                            "kernels (/tmp/snap16c)")
+            sp.add_argument("--code-note", default=None,
+                            help="which hpcore the runs imported (default: run_git.txt "
+                                 "beside the runs folder, else the current HEAD)")
     args = ap.parse_args(argv)
     {"run": worker, "report": report}[args.cmd](args)
 

@@ -274,6 +274,39 @@ def _claim(runs: Path, key: str) -> bool:
     return True
 
 
+def claimed_runs(runs: Path, queue, deadline: float | None):
+    """Yield ``(task, key)`` for each task of ``queue`` (``(optimizer, problem, seed,
+    n_trials)``) this process claims, until ``deadline`` (epoch seconds) passes or a
+    ``STOP`` file appears in ``runs``.  The caller saves the run with :func:`save_run`."""
+    for task in queue:
+        if deadline is not None and time.time() > deadline:
+            print(f"[{os.getpid()}] deadline reached", flush=True)
+            return
+        if (runs / "STOP").exists():
+            print(f"[{os.getpid()}] STOP file: exiting", flush=True)
+            return
+        key = _key(*task)
+        if _claim(runs, key):
+            yield task, key
+
+
+def save_run(runs: Path, key: str, rec: dict) -> None:
+    """Write a finished run atomically (temporary file, rename) and release its claim."""
+    tmp = runs / f"{key}.json.tmp"
+    tmp.write_text(json.dumps(rec))
+    tmp.rename(runs / f"{key}.json")
+    (runs / f"{key}.claim").unlink(missing_ok=True)
+
+
+def add_queue_options(sp, runs_default: Path) -> None:
+    """The options every subcommand over a runs folder shares."""
+    sp.add_argument("--runs", default=str(runs_default))
+    sp.add_argument("--seeds", type=int, default=10)
+    sp.add_argument("--optimizers", default=None)
+    sp.add_argument("--problems", default=None)
+    sp.add_argument("--deadline", default=None, help="HH:MM UTC: take no new run after")
+
+
 _CACHE: dict = {}
 
 
@@ -313,16 +346,7 @@ def worker(args) -> None:
     if args.cheap_first:  # the expensive peers' runs after every other run
         queue = ([t for t in queue if t[0] not in EXPENSIVE]
                  + [t for t in queue if t[0] in EXPENSIVE])
-    for (o, p, seed, n) in queue:
-        if deadline is not None and time.time() > deadline:
-            print(f"[{os.getpid()}] deadline reached", flush=True)
-            break
-        if (runs / "STOP").exists():
-            print(f"[{os.getpid()}] STOP file: exiting", flush=True)
-            break
-        key = _key(o, p, seed, n)
-        if not _claim(runs, key):
-            continue
+    for (o, p, seed, n), key in claimed_runs(runs, queue, deadline):
         if o == "skopt-gp" and n == 40 and (runs / f"{_key(o, p, seed, 100)}.json").exists():
             (runs / f"{key}.claim").unlink(missing_ok=True)
             continue
@@ -335,10 +359,7 @@ def worker(args) -> None:
                "objective_time_s": float(sum(r["objective_time"] for r in rows)),
                "wall_s": time.time() - t0, "cpu_s": time.process_time() - c0,
                "loadavg_end": os.getloadavg()[0], "finished_utc": _now()}
-        tmp = runs / f"{key}.json.tmp"
-        tmp.write_text(json.dumps(rec))
-        tmp.rename(runs / f"{key}.json")
-        (runs / f"{key}.claim").unlink(missing_ok=True)
+        save_run(runs, key, rec)
         print(f"[{os.getpid()}] {key}: final {rec['best_so_far'][-1]:.6g} "
               f"({rec['wall_s']:.1f} s wall, load {rec['loadavg_end']:.2f})", flush=True)
 
@@ -626,9 +647,6 @@ def report(args) -> None:
         return _label(o, args.default)
     cand = {c: acceptance(S, M, bayes=c) for c in extra + ["hpcore-bayes"]
             if c != args.default and c in optimizers}
-    loads = [r["loadavg_end"] for r in recs]
-    cpu = sum(r["cpu_s"] for r in recs)
-    stamp = max((r["finished_utc"] for r in recs), default="-")
     head = [
         "# Quality suite (issue 16): BayesSampler, GeneticSampler and peers at budgets 40 "
         "and 100", "",
@@ -636,11 +654,7 @@ def report(args) -> None:
          f"Command: `nice -n 19 .venv/bin/python bench/bench_quality_suite.py run --workers 2 "
          f"--seeds 10 --deadline {args.deadline_note}` then `.venv/bin/python "
          f"bench/bench_quality_suite.py report`; ")
-        + f"{len(recs)} runs finished (last at {stamp}), "
-        f"{cpu / 3600:.2f} CPU-hours; 1-minute load average at the end of each run: median "
-        f"{np.median(loads) if loads else float('nan'):.2f}, max "
-        f"{max(loads) if loads else float('nan'):.2f} (a shared 2-core machine; quality "
-        f"figures do not depend on load).  Python {platform.python_version()}; "
+        + f"{runs_summary(recs)}  Python {platform.python_version()}; "
         f"{_versions()}; {_code_note(runs)}.", "",
         "Protocol: see the docstring of `bench/bench_quality_suite.py`.  Each optimizer at "
         "its package's defaults; 1 thread for all.  Budget 40 = the first 40 trials of the "
@@ -736,12 +750,30 @@ def report(args) -> None:
     (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     (out / f"{args.name}.json").write_text(json.dumps(
         {"acceptance": acc, "candidates": cand, "budgets": {str(b): S[b] for b in BUDGETS},
-         "matched": {str(b): M[b] for b in BUDGETS}, "n_runs": len(recs), "cpu_hours":
-         cpu / 3600, "last_run": stamp}, indent=1, default=float))
+         "matched": {str(b): M[b] for b in BUDGETS}, **run_stats(recs)}, indent=1,
+        default=float))
     (out / f"{args.name}_runs.json").write_text(json.dumps(
         [{k: (v if k not in ("best_so_far", "value") else [float(f"{x:.7g}") for x in v])
           for k, v in r.items() if k != "suggest_time"} for r in recs]))
     print("\n".join(lines[:40]))
+
+
+def run_stats(recs: list[dict]) -> dict:
+    """When the last run finished, the runs' CPU time and the load they ran at."""
+    loads = [r["loadavg_end"] for r in recs]
+    return {"n_runs": len(recs), "cpu_hours": sum(r["cpu_s"] for r in recs) / 3600,
+            "last_run": max((r["finished_utc"] for r in recs), default="-"),
+            "load_median": float(np.median(loads)) if loads else math.nan,
+            "load_max": max(loads) if loads else math.nan}
+
+
+def runs_summary(recs: list[dict], what: str = "runs") -> str:
+    """:func:`run_stats` as a sentence for a report's header."""
+    st = run_stats(recs)
+    return (f"{st['n_runs']} {what} finished (last at {st['last_run']}), "
+            f"{st['cpu_hours']:.2f} CPU-hours; 1-minute load average at the end of each run: "
+            f"median {st['load_median']:.2f}, max {st['load_max']:.2f} (a shared 2-core "
+            f"machine; quality figures do not depend on load).")
 
 
 def _dist(d) -> str:
@@ -798,11 +830,7 @@ def main(argv=None) -> None:
     sp.add_argument("--runs", default=str(RUNS))
     for name in ("run", "worker", "report"):
         sp = sub.add_parser(name)
-        sp.add_argument("--runs", default=str(RUNS))
-        sp.add_argument("--seeds", type=int, default=10)
-        sp.add_argument("--optimizers", default=None)
-        sp.add_argument("--problems", default=None)
-        sp.add_argument("--deadline", default=None, help="HH:MM UTC: take no new run after")
+        add_queue_options(sp, RUNS)
         if name == "run":
             sp.add_argument("--workers", type=int, default=2)
             sp.add_argument("--split", action="store_true",
