@@ -15,7 +15,7 @@ them, then tells all 8.  Budget 100 = 12 full rounds plus a last round of 4 (exa
 evaluations); budget 40 = the first 5 rounds of the same runs.  Optimizers:
 
 * ``hpcore-bayes@8``: ``BayesSampler(trust_region=True, trust_restart="incumbent",
-  seed=s, n_threads=1)`` (the default this session), each round one
+  seed=s, n_threads=1)`` (BayesSampler's default since 0771a3c), each round one
   ``Study.ask_batch(8)`` (one model fit; the batch's earlier points are fantasized as
   pending trials, kriging believer, and kept ``pending_radius`` = 1e-3 apart), then
   ``Study.tell`` for each trial;
