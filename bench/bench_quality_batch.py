@@ -185,15 +185,14 @@ def worker(args) -> None:
 
 # ----------------------------------------------------------------------------- report
 def _mwu(a, b) -> float:
-    from scipy.stats import mannwhitneyu
+    return math.nan if len(a) < 2 or len(b) < 2 else Q.mwu_p(a, b)
 
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    if len(a) == len(b) and np.allclose(sorted(a), sorted(b)):
-        return 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+def _pairs_checked(r: dict) -> int:
+    """Within-batch pairs of run ``r``: full rounds of Q_BATCH, then its last round."""
+    rounds, n = len(r["dup_pairs_per_round"]), len(r["best_so_far"])
+    last = n - Q_BATCH * (rounds - 1)
+    return (rounds - 1) * Q_BATCH * (Q_BATCH - 1) // 2 + last * (last - 1) // 2
 
 
 def report(args) -> None:
@@ -308,10 +307,7 @@ def report(args) -> None:
             if not rs:
                 continue
             nb = sum(len(r["dup_pairs_per_round"]) for r in rs)
-            npairs = sum(Q_BATCH * (Q_BATCH - 1) // 2 * (len(r["dup_pairs_per_round"]) - 1)
-                         + (len(r["best_so_far"]) - Q_BATCH * (len(r["dup_pairs_per_round"]) - 1))
-                         * (len(r["best_so_far"]) - Q_BATCH * (len(r["dup_pairs_per_round"]) - 1)
-                            - 1) // 2 for r in rs)
+            npairs = sum(_pairs_checked(r) for r in rs)
             nd = sum(sum(r["dup_pairs_per_round"]) for r in rs)
             md = min(min(r["min_dist_per_round"]) for r in rs)
             dup[f"{o}|{p}"] = {"runs": len(rs), "batches": nb, "pairs": npairs, "dups": nd,

@@ -436,10 +436,21 @@ def finals_at(recs: list[dict], budget: int) -> dict:
     return out
 
 
-def summarize(recs: list[dict], budget: int, problems: list[str], optimizers: list[str],
-              seeds: list[int] | None = None) -> dict:
+def mwu_p(a, b) -> float:
+    """Two-sided Mann-Whitney U p-value of samples ``a`` and ``b``; 1.0 when they hold the
+    same values (scipy's statistic is undefined there).  Callers apply their own minimum
+    sample sizes."""
     from scipy.stats import mannwhitneyu
 
+    if len(a) == len(b) and np.allclose(sorted(a), sorted(b)):
+        return 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def summarize(recs: list[dict], budget: int, problems: list[str], optimizers: list[str],
+              seeds: list[int] | None = None) -> dict:
     fin = finals_at(recs, budget)
     if seeds is not None:
         fin = {k: {s: v for s, v in d.items() if s in seeds} for k, d in fin.items()}
@@ -470,11 +481,7 @@ def summarize(recs: list[dict], budget: int, problems: list[str], optimizers: li
             oe["p_vs_tpe"] = math.nan
             if tpe is None or o == "optuna-tpe" or len(oe["finals"]) < 2:
                 continue
-            a, b = oe["finals"], tpe["finals"]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                oe["p_vs_tpe"] = (1.0 if len(a) == len(b) and np.allclose(sorted(a), sorted(b))
-                                  else float(mannwhitneyu(a, b, alternative="two-sided").pvalue))
+            oe["p_vs_tpe"] = mwu_p(oe["finals"], tpe["finals"])
         per[p] = e
     overall = {}
     for o in optimizers:
@@ -538,8 +545,6 @@ def versus_default(s: dict, cand: str, default: str = "hpcore-bayes") -> dict:
     the (problem, seed) pairs both ran (:func:`paired`) and the problems where the final
     bests differ at p < 0.05 (two-sided Mann-Whitney U, at least 2 seeds each), split by
     which median is lower."""
-    from scipy.stats import mannwhitneyu
-
     pr = paired(s, default, cand)
     better, worse = [], []
     for p, e in s["problems"].items():
@@ -547,12 +552,7 @@ def versus_default(s: dict, cand: str, default: str = "hpcore-bayes") -> dict:
         if od is None or oc is None or len(od["finals"]) < 2 or len(oc["finals"]) < 2:
             continue
         a, b = oc["finals"], od["finals"]
-        if len(a) == len(b) and np.allclose(sorted(a), sorted(b)):
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pv = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-        if pv < 0.05:
+        if mwu_p(a, b) < 0.05:
             (better if np.median(a) < np.median(b) else worse).append(p)
     return {"default": pr["a"], "candidate": pr["b"], "n_pairs": pr["n_pairs"],
             "better": better, "worse": worse}
