@@ -293,6 +293,38 @@ def test_bayes_batch_during_startup_equals_sequential():
     assert [t.params for t in a.ask_batch(4)] == [b.ask().params for _ in range(4)]
 
 
+def test_bayes_startup_counts_started_trials():
+    # 8 of 10 start-up trials finished: a batch of 8 gets the design's last 2 points
+    # (Sobol points 8 and 9, as sequential asks would) and 6 from one GP fit
+    sampler = hp.BayesSampler(seed=4, n_startup_trials=10, n_raw_samples=128, n_starts=4)
+    st = _prefilled(sampler, 8)
+    fits = []
+    orig = sampler._fit
+    sampler._fit = lambda *a, **k: fits.append(1) or orig(*a, **k)
+    trials = st.ask_batch(8)
+    design = hp.QMCSampler("sobol", seed=4)
+    assert [t.params for t in trials[:2]] == [design.sample(st, n) for n in (8, 9)]
+    assert len(fits) == 1
+    assert all(t.params != design.sample(st, t.number) for t in trials[2:])
+    U = np.array([st.space.encode(t.params) for t in st.running_trials()])
+    U = np.where(np.isnan(U), 0.5, U)
+    D = np.sqrt(((U[:, None] - U[None]) ** 2).sum(-1))[np.triu_indices(len(U), 1)]
+    assert D.min() > sampler.pending_radius
+
+
+def test_bayes_startup_with_workers_waits_for_half_the_design():
+    # sequential asks with RUNNING trials of other workers: the GP takes over once
+    # n_startup_trials are started and at least half of them have finished
+    design = hp.QMCSampler("sobol", seed=4)
+    st = _prefilled(hp.BayesSampler(seed=4, n_startup_trials=10), 4)
+    pending = [st.ask() for _ in range(6)]           # 4 done, 10 started: still design
+    assert [t.params for t in pending] == [design.sample(st, t.number) for t in pending]
+    assert st.ask().params == design.sample(st, 10)
+    st.tell(pending[0], _f(pending[0].params))       # 5 done, 11 started: the GP
+    t = st.ask()
+    assert st.sampler.last_fit_numbers and t.params != design.sample(st, t.number)
+
+
 def test_in_memory_cache_shares_finished_trials_copy_on_write():
     st = hp.Study(_space(), sampler=hp.RandomSampler(seed=0))
     t = st.ask()

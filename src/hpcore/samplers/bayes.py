@@ -62,7 +62,13 @@ class BayesSampler(BaseSampler):
     Parameters
     ----------
     n_startup_trials : int
-        Quasi-random (scrambled Sobol) trials before the GP takes over.
+        Quasi-random (scrambled Sobol) trials before the GP takes over, counted in
+        started trials: with pending evaluations (other workers' RUNNING trials, the
+        earlier points of a :meth:`sample_batch`) the GP takes over once
+        ``n_startup_trials`` trials have been started and at least half of them (and at
+        least 2) have finished, the rest pending in its fantasies.  (Counting finished
+        trials only, as Optuna's samplers do, rounds of 8 asks before a tell make 16 of
+        a 40-trial budget quasi-random.)
     acquisition : {"logei", "ei", "ucb", "pi", "mace"}
         Acquisition function; log-EI (Ament et al., 2023) by default.  ``"mace"``: the
         portfolio of HEBO (:mod:`hpcore.samplers._portfolio`), a random point of the
@@ -330,10 +336,11 @@ class BayesSampler(BaseSampler):
         self._sync(study)
         if self._rungs is not None:
             return self._sample_multi_fidelity(study, number)
-        if len(self._y) < self.n_startup_trials:
+        n_design = self._design_left(study, {number})
+        if n_design:
             self.last_fit_rung, self.last_fit_numbers = None, []
             return self._startup.sample(study, number)
-        if self._restart_design(study):
+        if len(self._y) >= self.n_startup_trials and self._restart_design(study):
             cfg = self._startup.sample(study, number)
             # a finite space may map the quasi-random point onto an evaluated one
             if self._key_of(self._encode(study, cfg)) not in set(_row_keys(self._X)):
@@ -342,6 +349,19 @@ class BayesSampler(BaseSampler):
         self.last_fit_rung, self.last_fit_numbers = None, list(self._numbers)
         with blas_single_thread():
             return self._propose(study, number)
+
+    def _design_left(self, study: "Study", batch) -> int:
+        """Start-up trials still to place before the GP: ``n_startup_trials`` less the
+        trials started so far (finished, and RUNNING ones with params outside
+        ``batch``); all of ``n_startup_trials`` while fewer than half of it (and than 2)
+        have finished."""
+        n_done = len(self._y)
+        if n_done >= self.n_startup_trials:
+            return 0
+        if n_done < max(2, (self.n_startup_trials + 1) // 2):
+            return self.n_startup_trials - n_done
+        n_pend = sum(1 for t in study.running_trials() if t.number not in batch and t.params)
+        return max(0, self.n_startup_trials - n_done - n_pend)
 
     def _trust(self, study: "Study"):
         """``trust_region``: the :class:`~hpcore.samplers._trust.TrustState` after
@@ -558,12 +578,16 @@ class BayesSampler(BaseSampler):
         trials) go trial by trial (:meth:`BaseSampler.sample_batch`)."""
         numbers = [int(n) for n in numbers]
         self._sync(study)
-        if (self._rungs is not None or len(self._y) < self.n_startup_trials or len(numbers) < 2
-                or self._restart_design(study)):
+        n_design = 0 if self._rungs is not None else self._design_left(study, set(numbers))
+        if (self._rungs is not None or n_design >= len(numbers) or len(numbers) < 2
+                or (len(self._y) >= self.n_startup_trials and self._restart_design(study))):
             return super().sample_batch(study, numbers)
+        # the start-up design's last points, then the GP's with them as pending trials
+        design = [self._startup.sample(study, n) for n in numbers[:n_design]]
+        extra = (np.array([self._encode(study, c) for c in design]) if design else None)
         self.last_fit_rung, self.last_fit_numbers = None, list(self._numbers)
         with blas_single_thread():
-            return self._propose_many(study, numbers)
+            return design + self._propose_many(study, numbers[n_design:], extra_pending=extra)
 
     def _propose(self, study: "Study", number: int, X: np.ndarray | None = None,
                  y_raw: np.ndarray | None = None,
@@ -572,11 +596,13 @@ class BayesSampler(BaseSampler):
 
     def _propose_many(self, study: "Study", numbers: list[int], X: np.ndarray | None = None,
                       y_raw: np.ndarray | None = None,
-                      evaluated: np.ndarray | None = None) -> list[dict[str, Any]]:
+                      evaluated: np.ndarray | None = None,
+                      extra_pending: np.ndarray | None = None) -> list[dict[str, Any]]:
         """Fit on ``(X, y_raw)`` (default: the COMPLETE trials) once and maximize the
         acquisition away from ``evaluated`` configurations (default ``X``) and pending
-        trials, once per number; each proposal joins the fantasized pending points of
-        the next."""
+        trials (the RUNNING ones and the encoded rows ``extra_pending``, e.g. a batch's
+        start-up points), once per number; each proposal joins the fantasized pending
+        points of the next."""
         space = study.space
         own = X is None
         if own:
@@ -594,14 +620,17 @@ class BayesSampler(BaseSampler):
         Xp = np.empty((0, d))
         liar = None if self.pending == "believer" else {
             "liar_min": y.min(), "liar_mean": y.mean(), "liar_max": y.max()}[self.pending]
-        if pend:
-            Xp = self._pending_rows(study, pend)
+        if pend or extra_pending is not None:
+            Xp = self._pending_rows(study, pend) if pend else Xp
             fant = Xp
             if len(pend) > self.max_fantasies:
                 # the most recently started ones: fantasizing k pending trials costs
                 # O(n^2 k + k^3) and grows every later posterior evaluation by k
                 idx = np.argsort([t.number for t in pend], kind="stable")
                 fant = Xp[np.sort(idx[-self.max_fantasies:])]
+            if extra_pending is not None:
+                Xp = np.vstack([Xp, extra_pending])
+                fant = np.vstack([fant, extra_pending])
             if len(fant):
                 model = self._fantasize(model, fant, liar, nt)
             exclude = np.vstack([exclude, Xp])
