@@ -24,8 +24,10 @@ evaluations); budget 40 = the first 5 rounds of the same runs.  Optimizers:
   recommended batch set-up).
 
 Start-up: every package's default (10 trials), as in ``bench_quality_suite.py`` (its
-``n_initial=10``).  Both count *finished* trials, so with batches of 8 both spend the
-first two rounds (16 trials) on their start-up design.
+``n_initial=10``), each counted its package's way: Optuna counts *finished* trials, so
+TPE-CL spends the first two rounds (16 trials) on random start-up; BayesSampler counts
+*started* trials once half its design has finished (since 3563004: the second round is
+its design's last 2 points and 6 from the GP; before, 16 trials as TPE-CL).
 
 Problems, objective caching (the scikit-learn objectives are deterministic), the run files
 and their claims, noise streams (keyed by (seed, problem, trial index)) and the regret's
