@@ -270,8 +270,10 @@ def test_genetic_batch_equals_sequential_without_tells_between():
     assert a.sampler.generation >= 1 and all(t.number >= 8 for t in batch)   # bred, not start-up
 
 
-def test_bayes_batch_fits_once_and_keeps_points_apart():
-    sampler = hp.BayesSampler(seed=2, n_startup_trials=8, n_raw_samples=128, n_starts=4)
+@pytest.mark.parametrize("strategy", ["sequential", "pool"])
+def test_bayes_batch_fits_once_and_keeps_points_apart(strategy):
+    sampler = hp.BayesSampler(seed=2, n_startup_trials=8, n_raw_samples=128, n_starts=4,
+                              batch_strategy=strategy)
     st = _prefilled(sampler, 12)
     st.ask()                                      # running trial of "another worker"
     fits = []
@@ -291,6 +293,26 @@ def test_bayes_batch_during_startup_equals_sequential():
     a = _prefilled(hp.BayesSampler(seed=4, n_startup_trials=10), 3)
     b = _prefilled(hp.BayesSampler(seed=4, n_startup_trials=10), 3)
     assert [t.params for t in a.ask_batch(4)] == [b.ask().params for _ in range(4)]
+
+
+def test_bayes_batch_strategy_is_validated():
+    with pytest.raises(ValueError, match="batch_strategy"):
+        hp.BayesSampler(batch_strategy="greedy")
+
+
+def test_bayes_sequential_batch_maximizes_under_fantasies(monkeypatch):
+    # "sequential": one acquisition maximization per point, each on the model with
+    # the batch's earlier points appended as fantasies
+    from hpcore.samplers import bayes
+
+    sampler = hp.BayesSampler(seed=3, n_startup_trials=8, n_raw_samples=128, n_starts=4)
+    st = _prefilled(sampler, 12)
+    sizes = []
+    orig = bayes.maximize_acquisition
+    monkeypatch.setattr(bayes, "maximize_acquisition",
+                        lambda model, **k: sizes.append(len(model.y)) or orig(model, **k))
+    st.ask_batch(4)
+    assert sizes == [12, 13, 14, 15]
 
 
 def test_bayes_startup_counts_started_trials():
