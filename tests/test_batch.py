@@ -270,7 +270,7 @@ def test_genetic_batch_equals_sequential_without_tells_between():
     assert a.sampler.generation >= 1 and all(t.number >= 8 for t in batch)   # bred, not start-up
 
 
-@pytest.mark.parametrize("strategy", ["sequential", "pool"])
+@pytest.mark.parametrize("strategy", ["auto", "sequential", "pool"])
 def test_bayes_batch_fits_once_and_keeps_points_apart(strategy):
     sampler = hp.BayesSampler(seed=2, n_startup_trials=8, n_raw_samples=128, n_starts=4,
                               batch_strategy=strategy)
@@ -313,6 +313,9 @@ def test_bayes_sequential_batch_maximizes_under_fantasies(monkeypatch):
                         lambda model, **k: sizes.append(len(model.y)) or orig(model, **k))
     st.ask_batch(4)
     assert sizes == [12, 13, 14, 15]
+    sizes.clear()
+    st.ask_batch(17)     # "auto": beyond 16, the pool (one maximization, 4 pending)
+    assert sizes == [16]
 
 
 def test_bayes_startup_counts_started_trials():
