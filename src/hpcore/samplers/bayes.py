@@ -38,8 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["BayesSampler"]
 
 _PENDING = ("believer", "liar_min", "liar_mean", "liar_max")
-_BATCH_STRATEGIES = ("auto", "sequential", "pool")
-_SEQUENTIAL_MAX_Q = 16  # batch_strategy="auto": sequential greedy up to this batch size
+_BATCH_STRATEGIES = ("pool", "sequential")
 _TRANSFORMS = (None, "log", "power")
 _ACQUISITIONS = tuple(ACQUISITIONS) + ("mace",)
 _MAX_LEVELS = 1024   # ordinal columns with more levels are optimized as continuous
@@ -154,16 +153,15 @@ class BayesSampler(BaseSampler):
         (TuRBO).  On the suite's scikit-learn half, ``"design"`` was significantly
         worse than ``trust_region=False`` on ``mlp_logloss_breast_cancer`` at budget
         100, ``"incumbent"`` on no task (``bench/results/quality_suite.md``).
-    batch_strategy : {"auto", "sequential", "pool"}
-        How :meth:`sample_batch` fills a batch after its first point (all fit the GP
-        once and fantasize the batch's earlier points, ``pending``):
-        ``"sequential"`` maximizes the acquisition again for every point (sequential
-        greedy, as BoTorch's sequential q-EI; a batch of q costs q maximizations);
-        ``"pool"`` scores a fixed candidate pool with rank-one updates (one
-        maximization per batch); ``"auto"`` (default): sequential for batches of up to
-        16, the pool for larger ones (hundreds of workers asking at once).  With rounds of 8 on the
-        suite, ``"sequential"`` had mean normalized regret 0.665 / 0.401 at budgets 40 /
-        100 against ``"pool"``'s 0.700 / 0.434 (``bench/results/quality_suite_batch8.md``).
+    batch_strategy : {"pool", "sequential"}
+        How :meth:`sample_batch` fills a batch after its first point (both fit the GP
+        once and fantasize the batch's earlier points, ``pending``): ``"pool"``
+        (default) scores a fixed candidate pool with rank-one updates (one
+        maximization per batch); ``"sequential"`` maximizes the acquisition again for
+        every point (sequential greedy, as BoTorch's sequential q-EI; a batch of q
+        costs q maximizations).  On the quality suite in rounds of 8 the two were level
+        (mean normalized regret 0.696 / 0.435 sequential, 0.700 / 0.434 pool at budgets
+        40 / 100, 16 tasks x 10 seeds; ``bench/results/quality_suite_batch8.md``).
     seed : int, optional
     n_threads : int, optional
         OpenMP threads of the kernels.  ``None``: one thread below
@@ -191,7 +189,7 @@ class BayesSampler(BaseSampler):
                  multi_fidelity: bool = True, min_points: int | None = None,
                  random_fraction: float = 1 / 3, max_fantasies: int = 256,
                  trust_region: bool = True, trust_restart: str = "incumbent",
-                 batch_strategy: str = "auto",
+                 batch_strategy: str = "pool",
                  seed: int | None = None, n_threads: int | None = None) -> None:
         super().__init__(seed)
         self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 1)
@@ -691,9 +689,7 @@ class BayesSampler(BaseSampler):
 
         cfg, u, xs, sbox = maximize(numbers[0])
         out = [cfg]
-        pool = self.batch_strategy == "pool" or (self.batch_strategy == "auto"
-                                                 and len(numbers) > _SEQUENTIAL_MAX_Q)
-        if len(numbers) > 1 and pool:
+        if len(numbers) > 1 and self.batch_strategy == "pool":
             seen.add(self._key_of(u))
             out += self._greedy_batch(study, numbers[1:], model, f_best, xs, u, sbox, Xp,
                                       seen, liar, nt)
