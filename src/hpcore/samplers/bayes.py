@@ -161,7 +161,8 @@ class BayesSampler(BaseSampler):
         every point (sequential greedy, as BoTorch's sequential q-EI; a batch of q
         costs q maximizations).  On the quality suite in rounds of 8 the two were level
         (mean normalized regret 0.696 / 0.435 sequential, 0.700 / 0.434 pool at budgets
-        40 / 100, 16 tasks x 10 seeds; ``bench/results/quality_suite_batch8.md``).
+        40 / 100, 16 tasks x 10 seeds; ``bench/results/quality_suite_batch8.md`` and
+        ``quality_suite_batch8_sequential.md``).
     seed : int, optional
     n_threads : int, optional
         OpenMP threads of the kernels.  ``None``: one thread below
