@@ -148,17 +148,19 @@ def run_batch(problem, name: str, seed: int, n_trials: int, q: int = Q_BATCH) ->
             "finite_space": bool(all(d.is_finite() for d in space.params.values()))}
 
 
-def tasks(n_seeds: int, optimizers=OPTIMIZERS, problems=None):
+def tasks(n_seeds: int, optimizers=OPTIMIZERS, problems=None, first_seed: int = 0):
     """Synthetic half at every seed first (cheap), then the scikit-learn half seed by
-    seed, both optimizers per seed (matched pairs)."""
+    seed, both optimizers per seed (matched pairs); seeds ``first_seed ..
+    first_seed + n_seeds - 1`` (fresh seeds check a choice made on the first ones)."""
     from hpcore.bench.problems import QUALITY_SUITE
     from hpcore.bench.registry import get_problem
 
     probs = list(problems or QUALITY_SUITE)
     synth = [p for p in probs if get_problem(p).kind != "sklearn"]
     skl = [p for p in probs if get_problem(p).kind == "sklearn"]
-    out = [(o, p, s, 100) for s in range(n_seeds) for p in synth for o in optimizers]
-    out += [(o, p, s, 100) for s in range(n_seeds) for p in skl for o in optimizers]
+    seeds = range(first_seed, first_seed + n_seeds)
+    out = [(o, p, s, 100) for s in seeds for p in synth for o in optimizers]
+    out += [(o, p, s, 100) for s in seeds for p in skl for o in optimizers]
     return out
 
 
@@ -173,7 +175,8 @@ def worker(args) -> None:
     opts = tuple(args.optimizers.split(",")) if args.optimizers else OPTIMIZERS
     probs = args.problems.split(",") if args.problems else None
     deadline = Q._deadline(args.deadline)
-    for (o, p, seed, n), key in Q.claimed_runs(runs, tasks(args.seeds, opts, probs), deadline):
+    for (o, p, seed, n), key in Q.claimed_runs(runs, tasks(args.seeds, opts, probs,
+                                                                   args.first_seed), deadline):
         t0, c0 = time.time(), time.process_time()
         rec = {"optimizer": o, "problem": p, "seed": seed, "n_trials": n, "batch": Q_BATCH}
         rec.update(run_batch(Q._cached(get_problem(p)), o, seed, n))
@@ -335,6 +338,8 @@ def main(argv=None) -> None:
     for name in ("run", "report"):
         sp = sub.add_parser(name)
         Q.add_queue_options(sp, RUNS)
+        if name == "run":
+            sp.add_argument("--first-seed", type=int, default=0)
         if name == "report":
             sp.add_argument("--peer-runs", default=str(PEER_RUNS))
             sp.add_argument("--out", default=str(Q.RESULTS))
