@@ -270,8 +270,9 @@ def test_genetic_batch_equals_sequential_without_tells_between():
     assert a.sampler.generation >= 1 and all(t.number >= 8 for t in batch)   # bred, not start-up
 
 
-@pytest.mark.parametrize("strategy", ["sequential", "pool"])
-def test_bayes_batch_fits_once_and_keeps_points_apart(strategy):
+@pytest.mark.parametrize("strategy", ["auto", "sequential", "pool"])
+def test_bayes_batch_fits_and_keeps_points_apart(strategy):
+    # the pool fits once per batch; sequential ("auto" up to 16) once per point
     sampler = hp.BayesSampler(seed=2, n_startup_trials=8, n_raw_samples=128, n_starts=4,
                               batch_strategy=strategy)
     st = _prefilled(sampler, 12)
@@ -280,7 +281,7 @@ def test_bayes_batch_fits_once_and_keeps_points_apart(strategy):
     orig = sampler._fit
     sampler._fit = lambda *a, **k: fits.append(1) or orig(*a, **k)
     trials = st.ask_batch(5)
-    assert len(fits) == 1
+    assert len(fits) == (1 if strategy == "pool" else 5)
     U = np.array([st.space.encode(t.params) for t in st.running_trials()])
     U = np.where(np.isnan(U), 0.5, U)
     D = np.sqrt(((U[:, None] - U[None]) ** 2).sum(-1))[np.triu_indices(len(U), 1)]
@@ -318,6 +319,16 @@ def test_bayes_sequential_batch_maximizes_under_fantasies(monkeypatch):
     sampler.batch_strategy = "pool"      # one maximization (the 4 above pending)
     st.ask_batch(5)
     assert sizes == [16]
+    sizes.clear()
+    sampler.batch_strategy = "auto"      # beyond 16: the pool
+    st.ask_batch(17)
+    assert sizes == [21]
+
+
+def test_bayes_sequential_batch_equals_asks_without_tells():
+    a = _prefilled(hp.BayesSampler(seed=6, n_startup_trials=8), 12)
+    b = _prefilled(hp.BayesSampler(seed=6, n_startup_trials=8), 12)
+    assert [t.params for t in a.ask_batch(4)] == [b.ask().params for _ in range(4)]
 
 
 def test_bayes_startup_counts_started_trials():
@@ -331,7 +342,7 @@ def test_bayes_startup_counts_started_trials():
     trials = st.ask_batch(8)
     design = hp.QMCSampler("sobol", seed=4)
     assert [t.params for t in trials[:2]] == [design.sample(st, n) for n in (8, 9)]
-    assert len(fits) == 1
+    assert len(fits) == 6
     assert all(t.params != design.sample(st, t.number) for t in trials[2:])
     U = np.array([st.space.encode(t.params) for t in st.running_trials()])
     U = np.where(np.isnan(U), 0.5, U)
