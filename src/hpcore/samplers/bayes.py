@@ -163,9 +163,10 @@ class BayesSampler(BaseSampler):
         scores a fixed candidate pool with rank-one fantasy updates for the rest (one
         maximization per batch); ``"auto"`` (default): sequential for batches of up to
         16, the pool beyond (hundreds of workers asking at once).  On the quality suite
-        in rounds of 8 (16 tasks, budgets 40 / 100), sequential had mean normalized
-        regret 0.665 / 0.401 against the pool's 0.700 / 0.434 at seeds 0-9, and
-        FRESH_PLACEHOLDER at seeds 10-19 (``bench/results/quality_suite_batch8.md``).
+        in rounds of 8 (16 tasks, budgets 40 / 100, seeds 0-19), sequential had mean
+        normalized regret 0.656 / 0.388 against the pool's 0.742 / 0.465 and Optuna
+        TPE with constant liar's 0.786 / 0.527 (``bench/results/quality_suite_batch8.md``,
+        ``quality_suite_batch8_pool.md``).
     seed : int, optional
     n_threads : int, optional
         OpenMP threads of the kernels.  ``None``: one thread below
