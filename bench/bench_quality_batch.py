@@ -16,9 +16,11 @@ evaluations); budget 40 = the first 5 rounds of the same runs.  Optimizers:
 
 * ``hpcore-bayes@8``: ``BayesSampler(trust_region=True, trust_restart="incumbent",
   seed=s, n_threads=1)`` (BayesSampler's default since 0771a3c), each round one
-  ``Study.ask_batch(8)`` (one model fit; the batch's earlier points are fantasized as
-  pending trials, kriging believer, and kept ``pending_radius`` = 1e-3 apart), then
-  ``Study.tell`` for each trial;
+  ``Study.ask_batch(8)`` (with the default ``batch_strategy="auto"`` since e1e3dad:
+  each point as an ask would, a warm refit and a maximization with the batch's
+  earlier points pending as kriging-believer fantasies, kept ``pending_radius`` =
+  1e-3 apart; before, one fit and a candidate pool), then ``Study.tell`` for each
+  trial;
 * ``optuna-tpe-cl@8``: ``TPESampler(constant_liar=True, seed=s)``, ``study.ask()`` 8
   times (with the ``suggest_*`` calls), then ``study.tell`` 8 times (Optuna's
   recommended batch set-up).
