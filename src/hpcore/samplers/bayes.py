@@ -599,21 +599,34 @@ class BayesSampler(BaseSampler):
         trials) go trial by trial (:meth:`BaseSampler.sample_batch`)."""
         numbers = [int(n) for n in numbers]
         self._sync(study)
-        n_design = 0 if self._rungs is not None else self._design_left(study, set(numbers))
-        if (self._rungs is not None or n_design >= len(numbers) or len(numbers) < 2
-                or (len(self._y) >= self.n_startup_trials and self._restart_design(study))):
+        if self._rungs is not None or len(numbers) < 2:
+            return super().sample_batch(study, numbers)
+        n_design = self._design_left(study, set(numbers))
+        if n_design >= len(numbers) or (len(self._y) >= self.n_startup_trials
+                                        and self._restart_design(study)):
             return super().sample_batch(study, numbers)
         # the start-up design's last points, then the GP's with them as pending trials
-        design = [self._startup.sample(study, n) for n in numbers[:n_design]]
-        extra = (np.array([self._encode(study, c) for c in design]) if design else None)
+        out = [self._startup.sample(study, n) for n in numbers[:n_design]]
+        extra = np.array([self._encode(study, c) for c in out]) if out else None
+        rest = numbers[n_design:]
         self.last_fit_rung, self.last_fit_numbers = None, list(self._numbers)
         with blas_single_thread():
-            return design + self._propose_many(study, numbers[n_design:], extra_pending=extra)
+            if self.batch_strategy == "pool" or (self.batch_strategy == "auto"
+                                                 and len(rest) > _SEQUENTIAL_MAX_Q):
+                return out + self._propose_many(study, rest, extra_pending=extra)
+            # as len(rest) asks would: each point from its own (warm-started) fit and
+            # maximization, with the batch's earlier points pending
+            for number in rest:
+                cfg = self._propose(study, number, extra_pending=extra)
+                out.append(cfg)
+                u = self._encode(study, cfg)[None, :]
+                extra = u if extra is None else np.vstack([extra, u])
+            return out
 
     def _propose(self, study: "Study", number: int, X: np.ndarray | None = None,
-                 y_raw: np.ndarray | None = None,
-                 evaluated: np.ndarray | None = None) -> dict[str, Any]:
-        return self._propose_many(study, [number], X, y_raw, evaluated)[0]
+                 y_raw: np.ndarray | None = None, evaluated: np.ndarray | None = None,
+                 extra_pending: np.ndarray | None = None) -> dict[str, Any]:
+        return self._propose_many(study, [number], X, y_raw, evaluated, extra_pending)[0]
 
     def _propose_many(self, study: "Study", numbers: list[int], X: np.ndarray | None = None,
                       y_raw: np.ndarray | None = None,
@@ -626,18 +639,6 @@ class BayesSampler(BaseSampler):
         points of the next."""
         space = study.space
         own = X is None
-        if own and len(numbers) > 1 and (
-                self.batch_strategy == "sequential"
-                or (self.batch_strategy == "auto" and len(numbers) <= _SEQUENTIAL_MAX_Q)):
-            # as len(numbers) asks would: each point from its own (warm-started) fit and
-            # maximization, with the batch's earlier points pending
-            out, ex = [], extra_pending
-            for number in numbers:
-                cfg = self._propose_many(study, [number], extra_pending=ex)[0]
-                out.append(cfg)
-                u = self._encode(study, cfg)[None, :]
-                ex = u if ex is None else np.vstack([ex, u])
-            return out
         if own:
             X, y = self._X, self._targets()
         else:
@@ -677,38 +678,37 @@ class BayesSampler(BaseSampler):
             tbox, center = self._trust_box(study, model, box)
             searches.insert(0, (tbox, center[None, :]))
         seen = set(_row_keys(exclude))
-
-        def maximize(number):
-            """The acquisition's best new configuration for ``number`` (the searches in
-            order), its encoding, the maximizer's optima and the box they came from."""
-            seed = (self.seed + 7919 * number) % (2 ** 63)
-            for sbox, sbest in searches:
-                if self.acquisition == "mace":
-                    xs = self._mace(model, X, y, sbox, discrete, blocks, sbest, exclude, seed,
-                                    nt, len(space.params))
-                else:
-                    xs, _ = maximize_acquisition(
-                        model, kind=self.acquisition, f_best=f_best, beta=self.beta,
-                        bounds=sbox, discrete=discrete, categorical=blocks,
-                        n_starts=self.n_starts, n_raw_samples=self.n_raw_samples,
-                        x_best=sbest, exclude=exclude, seed=seed, return_all=True,
-                        n_threads=nt)
-                for x in xs:
-                    c = space.decode(x)
-                    u = self._encode(study, c)
-                    if self._key_of(u) not in seen and self._apart(u, Xp):
-                        return c, u, xs, sbox
+        seed = (self.seed + 7919 * numbers[0]) % (2 ** 63)
+        cfg = None
+        for sbox, sbest in searches:
+            if self.acquisition == "mace":
+                xs = self._mace(model, X, y, sbox, discrete, blocks, sbest, exclude, seed, nt,
+                                len(space.params))
+            else:
+                xs, _ = maximize_acquisition(
+                    model, kind=self.acquisition, f_best=f_best, beta=self.beta, bounds=sbox,
+                    discrete=discrete, categorical=blocks, n_starts=self.n_starts,
+                    n_raw_samples=self.n_raw_samples, x_best=sbest, exclude=exclude,
+                    seed=seed, return_all=True, n_threads=nt)
+            for x in xs:
+                c = space.decode(x)
+                u = self._encode(study, c)
+                if self._key_of(u) not in seen and self._apart(u, Xp):
+                    cfg = c
+                    break
+            if cfg is not None:
+                box = sbox
+                break
+        if cfg is None:
             # every candidate maps onto an evaluated configuration or next to a pending
             # one: fall back to quasi-random (only a nearly exhausted finite space can
             # then clash)
-            c = self._startup.sample(study, number)
-            return c, self._encode(study, c), xs, box
-
-        cfg, u, xs, sbox = maximize(numbers[0])
+            cfg = self._startup.sample(study, numbers[0])
+            u = self._encode(study, cfg)
         out = [cfg]
         if len(numbers) > 1:
             seen.add(self._key_of(u))
-            out += self._greedy_batch(study, numbers[1:], model, f_best, xs, u, sbox, Xp,
+            out += self._greedy_batch(study, numbers[1:], model, f_best, xs, u, box, Xp,
                                       seen, liar, nt)
         return out
 
