@@ -373,8 +373,8 @@ class BayesSampler(BaseSampler):
     def _design_left(self, study: "Study", batch) -> int:
         """Start-up trials still to place before the GP: ``n_startup_trials`` less the
         trials started so far (finished, and RUNNING ones with params outside
-        ``batch``); all of ``n_startup_trials`` while fewer than half of it (and than 2)
-        have finished."""
+        ``batch``); pending trials do not count while fewer than half of
+        ``n_startup_trials`` (and than 2) have finished."""
         n_done = len(self._y)
         if n_done >= self.n_startup_trials:
             return 0
