@@ -96,6 +96,74 @@ def test_grid_resume_continues(tmp_path):
     assert len(got) == 20 == len(set(got))
 
 
+def _grid_points_of_sampled(study):
+    return [tuple(sorted(t.params.items())) for t in study.trials if t.sampled]
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_grid_is_covered_when_trials_are_given_enqueued_retried_or_imported(tmp_path, storage):
+    # trials created with their configuration take a trial number but no grid point
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'g.db'}"
+    sp = hp.Space({"a": hp.Int(0, 3), "b": hp.Categorical(["u", "v"])})
+    sampler = hp.GridSampler(seed=5)
+    st = hp.Study(sp, sampler=sampler, storage=url, name="g")
+    t0 = st.ask()
+    st.tell(t0, 1.0)
+    st.tell(st.ask(params={"a": 0, "b": "u"}), 2.0)          # given
+    st.enqueue({"a": 3, "b": "v"})
+    t = st.ask()                                              # the enqueued one
+    assert t.params == {"a": 3, "b": "v"}
+    st.tell(t, 3.0)
+    t = st.ask()
+    st.tell(t, RuntimeError("worker died"), retry=True)       # queued for a re-run
+    st.tell(st.ask(), 4.0)                                    # the re-run
+    st.add_trials([{"params": {"a": 1, "b": "u"}, "value": 5.0}])
+    st.optimize(lambda tr: 0.0)                               # to the end of the grid
+    marks = [(t.sampled, t.system_attrs.get("given"), t.system_attrs.get("enqueued"),
+              "retry_of" in t.system_attrs, t.system_attrs.get("imported")) for t in st.trials]
+    assert [m[0] for m in marks].count(False) == 4 and marks[1][1] and marks[2][2]
+    assert marks[4][3] and marks[5][4]
+    got = _grid_points_of_sampled(st)
+    assert len(got) == len(sampler) == 8 == len(set(got))
+    with pytest.raises(hp.StudyExhausted):
+        st.ask()
+
+
+def test_grid_workers_sharing_a_study_with_given_trials_cover_the_grid_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    sp = hp.Space({"a": hp.Int(0, 4), "b": hp.Categorical([0, 1])})
+    w1 = hp.Study(sp, sampler=hp.GridSampler(seed=2), storage=url, name="g")
+    w2 = hp.load_study("g", url, sampler=hp.GridSampler(seed=2))
+    open_trials, k = [], 0
+    while True:   # two workers interleave, one of them also runs given configurations
+        w = (w1, w2)[k % 2]
+        try:
+            open_trials.append((w, w.ask(params={"a": k % 5, "b": 0}) if k % 3 == 0 else w.ask()))
+        except hp.StudyExhausted:
+            break
+        if len(open_trials) == 3:       # tell out of order, some trials still running
+            w_, t_ = open_trials.pop(1)
+            w_.tell(t_, 0.0)
+        k += 1
+    for w_, t_ in open_trials:
+        w_.tell(t_, 0.0)
+    got = _grid_points_of_sampled(w1)
+    assert len(got) == 10 == len(set(got))
+    assert len(w1.trials) > 10
+
+
+def test_grid_position_walk_restarts_for_an_earlier_number():
+    sp = hp.Space({"a": hp.Int(0, 5)})
+    sampler = hp.GridSampler(seed=0, shuffle=False)
+    st = hp.Study(sp, sampler=sampler)
+    st.tell(st.ask(params={"a": 5}), 0.0)
+    for _ in range(3):
+        st.tell(st.ask(), 0.0)
+    assert [t.params["a"] for t in st.trials] == [5, 0, 1, 2]
+    assert sampler.position(st, 4) == 3 and sampler.position(st, 2) == 1
+    assert sampler.sample(st, 4) == {"a": 3}
+
+
 def test_grid_values_override_and_errors():
     sp = hp.Space({"lr": hp.Float(1e-3, 1, log=True), "n": hp.Int(1, 100)})
     with pytest.raises(ValueError, match="'lr'.*continuous"):

@@ -235,7 +235,8 @@ def test_ask_with_params_and_budget():
     t = study.ask(params={"x": 0.5, "k": 3, "c": "b"}, budget=9)
     assert t.params == {"x": 0.5, "k": 3, "c": "b"} and t.budget == 9
     study.tell(t, 1.0)
-    assert study.trials[0].system_attrs == {"budget": 9}
+    assert study.trials[0].system_attrs == {"budget": 9, "given": True}
+    assert not study.trials[0].sampled
     with pytest.raises(ValueError, match="'k'"):
         study.ask(params={"x": 0.5, "k": 99, "c": "b"})
     with pytest.raises(ValueError, match="budget"):

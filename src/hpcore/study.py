@@ -227,6 +227,17 @@ class Study:
             self._sync()
             return [self._trials[k] for k in sorted(self._trials)]
 
+    def trial_by_number(self, number: int) -> FrozenTrial | None:
+        """Trial ``number`` (``None`` when there is none, e.g. it was discarded), in O(1)
+        when it is cached: only what changed since the last read is read from storage.
+        The trial is the study's cache: read it, do not modify it."""
+        with self._lock:
+            t = self._trials.get(number)
+            if t is None:
+                self._sync()
+                t = self._trials.get(number)
+            return t
+
     def get_trials(self, states: Iterable[TrialState] | None = None) -> list[FrozenTrial]:
         """Trials, by number, optionally only those in ``states``."""
         trials = self.trials
@@ -277,6 +288,8 @@ class Study:
         params : mapping, optional
             Evaluate this configuration instead of sampling one (validated against
             the space), e.g. a promoted configuration re-run at a larger budget.
+            The trial carries the system attribute ``given`` (it is not
+            :attr:`~hpcore.trial.FrozenTrial.sampled`: a GridSampler does not count it).
         budget : float, optional
             The resource the objective should spend (``trial.budget``), stored as the
             system attribute ``budget``.
@@ -299,8 +312,11 @@ class Study:
         with self._lock:
             self._start_heartbeat()
             self._sync()
+            attrs: dict[str, Any] = {} if budget is None else {"budget": budget}
+            if params is not None:
+                attrs["given"] = True      # not the sampler's: FrozenTrial.sampled
             new = self.storage.start_trial(
-                self._study_id, {"budget": budget} if budget is not None else None, params,
+                self._study_id, attrs or None, params,
                 take_queued=params is None, budget=None if budget is None else float(budget))
             tid, number = new.trial_id, new.number
             if self._heartbeat is not None:   # beats from now on, also while the sampler runs

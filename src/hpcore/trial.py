@@ -26,6 +26,13 @@ class TrialState(enum.IntEnum):
         return self != TrialState.RUNNING
 
 
+#: System attributes that mark, from its creation, a trial whose configuration did not
+#: come from the sampler: ``given`` (``Study.ask(params=...)``), ``retry_of`` (a re-run
+#: of a failed trial), ``enqueued`` (``Study.enqueue``) and ``imported``
+#: (``Study.add_trials``).
+NOT_SAMPLED_MARKS = ("given", "retry_of", "enqueued", "imported")
+
+
 @dataclass(slots=True)
 class FrozenTrial:
     """A stored trial.
@@ -67,6 +74,15 @@ class FrozenTrial:
     @property
     def last_step(self) -> int | None:
         return max(self.intermediate_values) if self.intermediate_values else None
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the study's sampler chose this trial's configuration: False for a
+        trial created with its configuration (``Study.ask(params=...)``, a re-run, an
+        enqueued or an imported trial), which carries one of the system attributes
+        :data:`NOT_SAMPLED_MARKS` from its creation on."""
+        attrs = self.system_attrs
+        return not (attrs and any(k in attrs for k in NOT_SAMPLED_MARKS))
 
 
 class Trial:

@@ -2,8 +2,9 @@
 
 A sampler turns the study's history into the next configuration.  It reads what it
 needs from the study (``study.space``, ``study.directions``,
-``study.completed_trials()``, ``study.running_trials()``); anything it caches must be
-derivable from those, so that a resumed study continues where it was.
+``study.completed_trials()``, ``study.running_trials()``, ``study.trial_by_number(n)``
+where the study has it); anything it caches must be derivable from those, so that a
+resumed study continues where it was.
 """
 from __future__ import annotations
 
