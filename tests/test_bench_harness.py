@@ -244,3 +244,66 @@ def test_parallel_cells_give_the_sequential_trials(tmp_path):
     assert len(one) == len(probs) * len(specs) * 2 * 8
     with pytest.raises(ValueError, match="n_jobs"):
         run_suite(probs, specs, [0], 3, n_jobs=0)
+
+
+class _Breaks(_FirstCorner):
+    """A user optimizer whose runs fail (while ``BROKEN``), to interrupt a bench run."""
+
+    BROKEN = True
+
+    def ask(self):
+        if _Breaks.BROKEN and self.n >= 2:
+            raise RuntimeError("optimizer broke")
+        return super().ask()
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_interrupted_run_resumes_from_its_saved_cells(tmp_path, n_jobs):
+    """Cells are saved as they end: a run that fails part-way resumes with --resume and
+    gives the uninterrupted run's trials; without --resume, or with other settings, the
+    saved cells are refused rather than thrown away."""
+    from hpcore.bench.runner import run_compare
+
+    bench.register_optimizer("test-breaks", _Breaks, replace=True)
+    names = ["hpcore-random", "test-breaks", "hpcore-qmc"]
+    quiet = lambda *a, **k: None  # noqa: E731
+    kw = dict(problems=["branin", "hartmann6"], optimizers=names, n_trials=6, seeds=2,
+              n_initial=3, out=tmp_path, tag="r", n_jobs=n_jobs, log=quiet)
+    try:
+        _Breaks.BROKEN = True
+        with pytest.raises(RuntimeError, match="optimizer broke"):
+            run_compare(**kw)
+        cells = tmp_path / "compare_r.cells"
+        saved = sorted(p.name for p in cells.glob("*__*.json.gz"))
+        assert "branin__hpcore-random.json.gz" in saved
+        assert not any("test-breaks" in p for p in saved)
+        assert not (tmp_path / "compare_r.csv").exists()
+        with pytest.raises(ValueError, match="resume"):
+            run_compare(**kw)
+        with pytest.raises(ValueError, match="resume.*n_trials"):
+            run_compare(**dict(kw, n_trials=7), resume=True)
+        _Breaks.BROKEN = False
+        msgs: list[str] = []
+        run_compare(**dict(kw, log=msgs.append), resume=True)
+        assert any(f"{len(saved)} of 6 cells read back" in m for m in msgs)
+        assert sum(m.endswith("[saved]") for m in msgs) == len(saved)
+        assert not cells.exists()                      # removed once the results are written
+        whole = tmp_path / "whole"
+        run_compare(**dict(kw, out=whole))
+    finally:
+        OPTIMIZERS.pop("test-breaks")
+        _Breaks.BROKEN = True
+
+    def trials(path):
+        with open(path) as fh:
+            return [(r["optimizer"], r["problem"], r["seed"], r["trial"], r["value"])
+                    for r in csv.DictReader(fh)]
+
+    resumed, fresh = trials(tmp_path / "compare_r.csv"), trials(whole / "compare_r.csv")
+    assert resumed == fresh and len(fresh) == 2 * 3 * 2 * 6
+    import json
+    meta = json.loads((tmp_path / "compare_r.json").read_text())
+    assert [s["completed"] for s in meta["segments"]] == [False, True]
+    assert meta["wall_s"] == pytest.approx(sum(s["wall_s"] for s in meta["segments"]))
+    assert meta["segments"][1]["cells_read_back"] >= 1
+    assert "2 segments" in (tmp_path / "compare_r.md").read_text()

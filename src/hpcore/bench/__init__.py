@@ -47,6 +47,9 @@ def build_parser(prog: str = "hpcore bench") -> argparse.ArgumentParser:
                          "(default 1; at most one per core, each with --threads threads)")
     ap.add_argument("--out", default="bench_results", help="output folder")
     ap.add_argument("--tag", help="file name part: compare_<tag>.csv (default quick/full)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run with the same settings: the cells it "
+                         "saved in <out>/compare_<tag>.cells/ are read back, the rest run")
     ap.add_argument("--list", action="store_true", help="list problems and optimizers, exit")
     ap.add_argument("--halving", action="store_true",
                     help="the halving anytime study instead (hpcore.bench.anytime)")
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 n_trials=args.n_trials if args.n_trials is not None else preset["n_trials"],
                 seeds=args.seeds if args.seeds is not None else preset["seeds"],
                 n_initial=args.n_initial, n_threads=args.threads, n_jobs=args.jobs, out=out,
-                tag=args.tag or ("quick" if args.quick else "full"),
+                tag=args.tag or ("quick" if args.quick else "full"), resume=args.resume,
                 argv=list(argv) if argv is not None else sys.argv[1:])
     print(f"hpcore bench: done in {time.perf_counter() - t0:.0f} s; results in {out}/")
     return 0

@@ -23,6 +23,7 @@
 """
 from __future__ import annotations
 
+import gzip
 import os
 import sys
 import time
@@ -33,7 +34,8 @@ import numpy as np
 
 from hpcore.bench.registry import OptimizerSpec, Problem, Settings
 
-__all__ = ["COLUMNS", "CurveCache", "pin_threads", "run_compare", "run_one", "run_suite"]
+__all__ = ["COLUMNS", "CellStore", "CurveCache", "pin_threads", "run_compare", "run_one",
+           "run_suite"]
 
 COLUMNS = ["optimizer", "problem", "seed", "trial", "value", "true_value", "best_so_far",
            "suggest_time", "ask_time", "tell_time", "report_time", "objective_time",
@@ -211,9 +213,103 @@ def warm_up(problem: Problem, spec: OptimizerSpec, *, n_initial: int, n_threads:
             else min(n, 3) * problem.max_resource)
 
 
+class CellStore:
+    """The finished (problem, optimizer) cells of one run, one gzipped JSON file each (written
+    atomically as the cell ends), so that an interrupted run continues where it stopped
+    (``hpcore bench --resume``) instead of starting again.
+
+    ``protocol`` (seeds, budget, initial design, threads, package versions) is stored
+    with the cells; resuming with another protocol raises ``ValueError`` (the cells of
+    two protocols would not be comparable).  Each invocation is a *segment*: its wall
+    time and how many cells it ran are appended to ``segments.json``, so the run's time
+    is the sum over its segments.
+    """
+
+    def __init__(self, folder: str | os.PathLike, protocol: dict[str, Any], *,
+                 resume: bool = False) -> None:
+        import json
+        from pathlib import Path
+
+        self.folder = Path(folder)
+        self.protocol = json.loads(json.dumps(protocol))
+        meta = self.folder / "protocol.json"
+        if self.folder.exists() and any(self.folder.iterdir()):
+            if not resume:
+                raise ValueError(
+                    f"resume: {self.folder} holds the saved cells of an unfinished run; "
+                    "resume it (hpcore bench --resume, the same settings) or delete the folder")
+            saved = json.loads(meta.read_text()) if meta.exists() else None
+            if saved != self.protocol:
+                raise ValueError(
+                    f"resume: the cells in {self.folder} were made with {saved}, this run "
+                    f"asks for {self.protocol}: resume with the same settings, or delete the "
+                    "folder to start again")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _write_atomic(meta, json.dumps(self.protocol, indent=1))
+
+    def _path(self, problem: str, optimizer: str):
+        from urllib.parse import quote
+
+        return self.folder / f"{quote(problem, safe='')}__{quote(optimizer, safe='')}.json.gz"
+
+    def has(self, problem: str, optimizer: str) -> bool:
+        return self._path(problem, optimizer).exists()
+
+    def load(self, problem: str, optimizer: str) -> tuple[list[dict], str, float] | None:
+        """The saved cell's rows, log line and wall seconds, or ``None``."""
+        import json
+
+        path = self._path(problem, optimizer)
+        if not path.exists():
+            return None
+        cell = json.loads(gzip.decompress(path.read_bytes()))
+        cols = cell["columns"]
+        rows = [dict(zip(cols, r)) for r in cell["rows"]]
+        return rows, cell["line"], float(cell["wall_s"])
+
+    def save(self, problem: str, optimizer: str, rows: list[dict], line: str,
+             wall_s: float) -> None:
+        import json
+
+        cols = list(rows[0]) if rows else []
+        _write_atomic(self._path(problem, optimizer), gzip.compress(json.dumps(
+            {"problem": problem, "optimizer": optimizer, "wall_s": wall_s, "line": line,
+             "columns": cols, "rows": [[r[c] for c in cols] for r in rows]}).encode()))
+
+    def segments(self) -> list[dict[str, Any]]:
+        """The invocations so far, oldest first."""
+        import json
+
+        path = self.folder / "segments.json"
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def add_segment(self, segment: dict[str, Any]) -> list[dict[str, Any]]:
+        import json
+
+        segs = self.segments() + [segment]
+        _write_atomic(self.folder / "segments.json", json.dumps(segs, indent=1, default=float))
+        return segs
+
+    def remove(self) -> None:
+        """Delete the folder (the run's results are written elsewhere)."""
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _write_atomic(path, data: str | bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def run_suite(problems: Sequence[Problem], optimizers: Sequence[OptimizerSpec],
               seeds: Iterable[int], n_trials: int, *, n_initial: int = 10, n_threads: int = 1,
-              n_jobs: int = 1, log=print) -> list[dict[str, Any]]:
+              n_jobs: int = 1, store: CellStore | None = None,
+              log=print) -> list[dict[str, Any]]:
     """Every applicable (optimizer, problem, seed); rows of every trial.
 
     ``n_jobs > 1`` runs the (problem, optimizer) cells, each with all its seeds, in that
@@ -221,24 +317,47 @@ def run_suite(problems: Sequence[Problem], optimizers: Sequence[OptimizerSpec],
     optimizer up before that optimizer's first timed run in it, so the warm-up rule is
     the same as in one process, and the rows come back in the sequential order: the
     trials and values are those of ``n_jobs=1`` (the timings are measured while the
-    other workers run).
+    other workers run).  With a ``store``, cells it holds are read back instead of run,
+    and every cell run is saved to it as soon as it ends.
     """
     seeds = list(seeds)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"n_jobs must be an int >= 1, got {n_jobs!r}")
     cells = [(problem, spec) for problem in problems for spec in optimizers
              if spec.applies_to(problem)]
-    if n_jobs == 1 or len(cells) <= 1:
+    done: dict[int, tuple[list[dict], str]] = {}
+    if store is not None:
+        for i, (problem, spec) in enumerate(cells):
+            saved = store.load(problem.name, spec.name)
+            if saved is not None:
+                done[i] = (saved[0], saved[1] + "  [saved]")
+    todo = [i for i in range(len(cells)) if i not in done]
+    if done:
+        log(f"hpcore bench: {len(done)} of {len(cells)} cells read back from {store.folder}")
+        for i in sorted(done):
+            log(done[i][1])
+
+    def finished(i: int, cell_rows: list[dict], line: str, wall: float) -> None:
+        if store is not None:
+            problem, spec = cells[i]
+            store.save(problem.name, spec.name, cell_rows, line, wall)
+        done[i] = (cell_rows, line)
+
+    if n_jobs == 1 or len(todo) <= 1:
         state = _CellState()
-        rows: list[dict[str, Any]] = []
-        for problem, spec in cells:
-            cell_rows, line = _run_cell(state, problem, spec, seeds, n_trials, n_initial,
-                                        n_threads)
-            rows.extend(cell_rows)
+        for i in todo:
+            problem, spec = cells[i]
+            cell_rows, line, wall = _run_cell(state, problem, spec, seeds, n_trials, n_initial,
+                                              n_threads)
+            finished(i, cell_rows, line, wall)
             log(line)
-        return rows
-    return _run_cells_in_processes(cells, seeds, n_trials, n_initial, n_threads,
-                                   min(n_jobs, len(cells)), log)
+    else:
+        _run_cells_in_processes([cells[i] for i in todo], todo, seeds, n_trials, n_initial,
+                                n_threads, min(n_jobs, len(todo)), finished, log)
+    rows: list[dict[str, Any]] = []
+    for i in range(len(cells)):
+        rows.extend(done[i][0])
+    return rows
 
 
 class _CellState:
@@ -258,7 +377,7 @@ class _CellState:
 
 
 def _run_cell(state: _CellState, problem: Problem, spec: OptimizerSpec, seeds: list[int],
-              n_trials: int, n_initial: int, n_threads: int) -> tuple[list[dict], str]:
+              n_trials: int, n_initial: int, n_threads: int) -> tuple[list[dict], str, float]:
     cache = state.cache_for(problem)
     if spec.name not in state.warmed:
         warm_up(problem, spec, n_initial=n_initial, n_threads=n_threads, cache=cache)
@@ -272,10 +391,10 @@ def _run_cell(state: _CellState, problem: Problem, spec: OptimizerSpec, seeds: l
         rows.extend(run)
         if run:
             finals.append(run[-1]["best_so_far"])
+    wall = time.perf_counter() - t0
     line = (f"  {problem.name:18s} {spec.name:26s} median final best "
-            f"{np.median(finals) if finals else float('nan'):.6g}  "
-            f"({time.perf_counter() - t0:.1f} s)")
-    return rows, line
+            f"{np.median(finals) if finals else float('nan'):.6g}  ({wall:.1f} s)")
+    return rows, line, wall
 
 
 _WORKER: dict[str, Any] = {}
@@ -292,9 +411,12 @@ def _worker_cell(problem: str, spec: str, seeds, n_trials, n_initial, n_threads)
                      _WORKER["optimizers"][spec], seeds, n_trials, n_initial, n_threads)
 
 
-def _run_cells_in_processes(cells, seeds, n_trials, n_initial, n_threads, n_jobs, log):
+def _run_cells_in_processes(cells, index, seeds, n_trials, n_initial, n_threads, n_jobs,
+                            finished, log):
+    """Run ``cells`` in ``n_jobs`` processes; ``finished(index[k], rows, line, wall)`` as
+    each ends (so a store saves it at once), the log lines in submission order."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # fork keeps problems and optimizers registered at run time (the registry lives in
     # this process); the parent has run no OpenMP region or torch op by now.  Elsewhere
@@ -306,12 +428,30 @@ def _run_cells_in_processes(cells, seeds, n_trials, n_initial, n_threads, n_jobs
                              initargs=(problems, specs, n_threads)) as pool:
         futures = [pool.submit(_worker_cell, p.name, s.name, seeds, n_trials, n_initial,
                                n_threads) for p, s in cells]
-        rows: list[dict[str, Any]] = []
-        for fut in futures:         # in submission order: the sequential row order
-            cell_rows, line = fut.result()
-            rows.extend(cell_rows)
-            log(line)
-    return rows
+        k_of = {f: k for k, f in enumerate(futures)}
+        lines: dict[int, str] = {}
+        next_line, pending, error = 0, set(futures), None
+        while pending:
+            ended, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in ended:
+                if fut.cancelled():
+                    continue
+                k = k_of[fut]
+                try:
+                    cell_rows, line, wall = fut.result()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    if error is None:   # start no new cell; keep what the others finish
+                        error = exc
+                        for f in pending:
+                            f.cancel()
+                    continue
+                finished(index[k], cell_rows, line, wall)
+                lines[k] = line
+            while next_line in lines:
+                log(lines.pop(next_line))
+                next_line += 1
+        if error is not None:
+            raise error
 
 
 def _versions() -> str:
@@ -330,8 +470,16 @@ def _versions() -> str:
 def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[str] | None = None,
                 quick: bool = False, n_trials: int = 60, seeds: int = 10, n_initial: int = 10,
                 n_threads: int = 1, n_jobs: int = 1, out: str | os.PathLike = "bench_results",
-                tag: str = "full", argv: Sequence[str] = (), log=print) -> dict[str, Any]:
-    """Select, run, and write ``compare_<tag>.csv``, ``.md``, ``.json`` and the plots."""
+                tag: str = "full", resume: bool = False, argv: Sequence[str] = (),
+                log=print) -> dict[str, Any]:
+    """Select, run, and write ``compare_<tag>.csv``, ``.md``, ``.json`` and the plots.
+
+    Cells are saved to ``<out>/compare_<tag>.cells/`` as they end (see
+    :class:`CellStore`), and the folder is removed once the results are written.  If
+    the run is interrupted, ``resume=True`` with the same settings reads those cells back
+    and runs the rest; without it, an existing folder raises ``ValueError`` (nothing
+    saved is thrown away).  The reported wall time is the sum over the run's segments.
+    """
     import json
     import platform
     from pathlib import Path
@@ -361,25 +509,44 @@ def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[s
         specs.insert(0, get_optimizer(report.REFERENCE))  # the regret's reference
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
+    prefix = outdir / f"compare_{tag}"
+    store = CellStore(Path(f"{prefix}.cells"), {
+        "seeds": seeds, "n_trials": n_trials, "n_initial": n_initial, "n_threads": n_threads,
+        "versions": _versions()}, resume=resume)
     load0 = os.getloadavg()
     t0 = time.perf_counter()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     log(f"hpcore bench: {len(specs)} optimizers x {len(probs)} problems x {seeds} seeds, "
         f"{n_trials} trials, {n_threads} thread(s), {n_jobs} process(es); load average "
         f"{load0[0]:.2f}")
-    rows = run_suite(probs, specs, range(seeds), n_trials, n_initial=n_initial,
-                     n_threads=n_threads, n_jobs=n_jobs, log=log)
-    wall = time.perf_counter() - t0
+    n_cells = sum(s.applies_to(p) for p in probs for s in specs)
+    n_saved = sum(store.has(p.name, s.name) for p in probs for s in specs if s.applies_to(p))
+    try:
+        rows = run_suite(probs, specs, range(seeds), n_trials, n_initial=n_initial,
+                         n_threads=n_threads, n_jobs=n_jobs, store=store, log=log)
+    finally:
+        segs = store.add_segment({
+            "started": started, "wall_s": time.perf_counter() - t0, "n_jobs": n_jobs,
+            "cells_read_back": n_saved, "cells_total": n_cells,
+            "loadavg_start": load0[0], "loadavg_end": os.getloadavg()[0],
+            "completed": False})
+    segs[-1]["completed"] = True
+    wall = sum(float(sg["wall_s"]) for sg in segs)
     load1 = os.getloadavg()
     fam = {s.name: s.family for s in specs}
     for r in rows:
         r["family"] = fam[r["optimizer"]]
     summary = report.summarize(rows)
-    prefix = outdir / f"compare_{tag}"
     report.write_csv(rows, Path(f"{prefix}.csv"))
-    cmd = "hpcore bench " + " ".join(argv)
+    cmd = "hpcore bench " + " ".join(a for a in argv if a != "--resume")
+    timing = f"{wall:.0f} s wall"
+    if len(segs) > 1:
+        timing += (f" in {len(segs)} segments (interrupted and resumed with `--resume`: "
+                   + ", ".join(f"{float(sg['wall_s']):.0f} s from {sg['started']}"
+                               for sg in segs) + ")")
     header = [
         f"# hpcore bench ({tag})", "",
-        f"Command: `{cmd.strip()}`; {wall:.0f} s wall on {platform.machine()} "
+        f"Command: `{cmd.strip()}`; {timing} on {platform.machine()} "
         f"({os.cpu_count()} cores), load average {load0[0]:.2f} at start, "
         f"{load1[0]:.2f} at the end (1-minute); Python {platform.python_version()}; "
         f"{_versions()}.", "",
@@ -396,7 +563,8 @@ def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[s
     Path(f"{prefix}.json").write_text(json.dumps(
         {"command": cmd.strip(), "wall_s": wall, "loadavg_start": load0, "loadavg_end": load1,
          "seeds": seeds, "n_trials": n_trials, "n_initial": n_initial, "n_threads": n_threads,
-         "n_jobs": n_jobs,
+         "n_jobs": n_jobs, "segments": segs,
          "skipped": skipped, "optimizers": summary["optimizers"]}, indent=1, default=float))
     report.write_plots(rows, summary, prefix)
+    store.remove()
     return summary
