@@ -61,6 +61,8 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         ref_runs = finals.get((REFERENCE, p))
         ref = float(np.median(list(ref_runs.values()))) if ref_runs else float("nan")
         den = ref - best
+        if den <= 1e-12 * max(1.0, abs(ref), abs(best)):
+            den = 0.0   # a difference at rounding level is no gap: it would blow regrets up
         entry: dict[str, Any] = {"best_seen": best, "reference": ref, "optimizers": {}}
         for o in optimizers:
             f = finals.get((o, p))
