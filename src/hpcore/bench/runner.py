@@ -343,6 +343,13 @@ def run_suite(problems: Sequence[Problem], optimizers: Sequence[OptimizerSpec],
             store.save(problem.name, spec.name, cell_rows, line, wall)
         done[i] = (cell_rows, line)
 
+    t0, n_logged = time.perf_counter(), [len(done)]
+
+    def progress(line: str) -> None:   # a long run says how far it is
+        n_logged[0] += 1
+        log(f"{line}  [{n_logged[0]}/{len(cells)} cells, "
+            f"{(time.perf_counter() - t0) / 60:.1f} min]")
+
     if n_jobs == 1 or len(todo) <= 1:
         state = _CellState()
         for i in todo:
@@ -350,10 +357,10 @@ def run_suite(problems: Sequence[Problem], optimizers: Sequence[OptimizerSpec],
             cell_rows, line, wall = _run_cell(state, problem, spec, seeds, n_trials, n_initial,
                                               n_threads)
             finished(i, cell_rows, line, wall)
-            log(line)
+            progress(line)
     else:
         _run_cells_in_processes([cells[i] for i in todo], todo, seeds, n_trials, n_initial,
-                                n_threads, min(n_jobs, len(todo)), finished, log)
+                                n_threads, min(n_jobs, len(todo)), finished, progress)
     rows: list[dict[str, Any]] = []
     for i in range(len(cells)):
         rows.extend(done[i][0])
