@@ -313,4 +313,24 @@ def test_interrupted_run_resumes_from_its_saved_cells(tmp_path, n_jobs):
     assert [s["completed"] for s in meta["segments"]] == [False, True]
     assert meta["wall_s"] == pytest.approx(sum(s["wall_s"] for s in meta["segments"]))
     assert meta["segments"][1]["cells_read_back"] >= 1
+    assert meta["segments"][0]["cells_run"] + meta["segments"][1]["cells_run"] == 6
     assert "2 segments" in (tmp_path / "compare_r.md").read_text()
+
+
+def test_killed_segment_keeps_its_cells_and_time(tmp_path):
+    """A segment killed without cleanup (SIGKILL, a lost machine) still has its saved
+    cells and its time up to the last one in segments.json."""
+    from hpcore.bench.runner import CellStore
+
+    proto = {"seeds": 2, "n_trials": 5}
+    store = CellStore(tmp_path / "c", proto)
+    store.begin_segment({"n_jobs": 1})
+    rows = [{"optimizer": "o/1", "problem": "p", "trial": 0, "value": float("nan")}]
+    store.save("p", "o/1", rows, "line", 1.5)
+    # no end_segment: the process died here
+    again = CellStore(tmp_path / "c", proto, resume=True)
+    (seg,) = again.segments()
+    assert seg["cells_run"] == 1 and not seg["completed"] and seg["wall_s"] > 0
+    got_rows, line, wall = again.load("p", "o/1")
+    assert line == "line" and wall == 1.5 and math.isnan(got_rows[0]["value"])
+    assert got_rows[0]["optimizer"] == "o/1" and again.load("p", "other") is None

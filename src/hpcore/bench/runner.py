@@ -220,9 +220,10 @@ class CellStore:
 
     ``protocol`` (seeds, budget, initial design, threads, package versions) is stored
     with the cells; resuming with another protocol raises ``ValueError`` (the cells of
-    two protocols would not be comparable).  Each invocation is a *segment*: its wall
-    time and how many cells it ran are appended to ``segments.json``, so the run's time
-    is the sum over its segments.
+    two protocols would not be comparable).  Each invocation is a *segment*
+    (:meth:`begin_segment`), recorded in ``segments.json`` and brought up to date each
+    time a cell is saved, so the run's time is the sum over its segments even when a
+    segment was killed (it then lacks only the time since its last cell).
     """
 
     def __init__(self, folder: str | os.PathLike, protocol: dict[str, Any], *,
@@ -275,6 +276,9 @@ class CellStore:
         _write_atomic(self._path(problem, optimizer), gzip.compress(json.dumps(
             {"problem": problem, "optimizer": optimizer, "wall_s": wall_s, "line": line,
              "columns": cols, "rows": [[r[c] for c in cols] for r in rows]}).encode()))
+        if getattr(self, "_segs", None):
+            self._segs[-1]["cells_run"] += 1
+            self._write_segments()
 
     def segments(self) -> list[dict[str, Any]]:
         """The invocations so far, oldest first."""
@@ -283,12 +287,28 @@ class CellStore:
         path = self.folder / "segments.json"
         return json.loads(path.read_text()) if path.exists() else []
 
-    def add_segment(self, segment: dict[str, Any]) -> list[dict[str, Any]]:
+    def begin_segment(self, info: dict[str, Any]) -> None:
+        """Record a new segment (``info``: what describes it, e.g. the processes); its
+        ``wall_s`` counts from now."""
+        self._seg_t0 = time.perf_counter()
+        self._segs = self.segments() + [dict(info, started=time.strftime(
+            "%Y-%m-%dT%H:%M:%S%z"), wall_s=0.0, cells_run=0, completed=False)]
+        self._write_segments()
+
+    def end_segment(self, completed: bool) -> list[dict[str, Any]]:
+        """Close the current segment; every segment so far, oldest first."""
+        self._segs[-1].update(completed=bool(completed))
+        self._write_segments()
+        return self._segs
+
+    def _write_segments(self) -> None:
         import json
 
-        segs = self.segments() + [segment]
-        _write_atomic(self.folder / "segments.json", json.dumps(segs, indent=1, default=float))
-        return segs
+        if getattr(self, "_segs", None):
+            self._segs[-1].update(wall_s=time.perf_counter() - self._seg_t0,
+                                  loadavg_now=os.getloadavg()[0])
+            _write_atomic(self.folder / "segments.json",
+                          json.dumps(self._segs, indent=1, default=float))
 
     def remove(self) -> None:
         """Delete the folder (the run's results are written elsewhere)."""
@@ -521,23 +541,20 @@ def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[s
         "seeds": seeds, "n_trials": n_trials, "n_initial": n_initial, "n_threads": n_threads,
         "versions": _versions()}, resume=resume)
     load0 = os.getloadavg()
-    t0 = time.perf_counter()
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     log(f"hpcore bench: {len(specs)} optimizers x {len(probs)} problems x {seeds} seeds, "
         f"{n_trials} trials, {n_threads} thread(s), {n_jobs} process(es); load average "
         f"{load0[0]:.2f}")
     n_cells = sum(s.applies_to(p) for p in probs for s in specs)
     n_saved = sum(store.has(p.name, s.name) for p in probs for s in specs if s.applies_to(p))
+    store.begin_segment({"n_jobs": n_jobs, "cells_read_back": n_saved, "cells_total": n_cells,
+                         "loadavg_start": load0[0]})
+    ok = False
     try:
         rows = run_suite(probs, specs, range(seeds), n_trials, n_initial=n_initial,
                          n_threads=n_threads, n_jobs=n_jobs, store=store, log=log)
+        ok = True
     finally:
-        segs = store.add_segment({
-            "started": started, "wall_s": time.perf_counter() - t0, "n_jobs": n_jobs,
-            "cells_read_back": n_saved, "cells_total": n_cells,
-            "loadavg_start": load0[0], "loadavg_end": os.getloadavg()[0],
-            "completed": False})
-    segs[-1]["completed"] = True
+        segs = store.end_segment(ok)
     wall = sum(float(sg["wall_s"]) for sg in segs)
     load1 = os.getloadavg()
     fam = {s.name: s.family for s in specs}
