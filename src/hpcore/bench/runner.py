@@ -459,7 +459,12 @@ def _run_cells_in_processes(cells, index, seeds, n_trials, n_initial, n_threads,
         lines: dict[int, str] = {}
         next_line, pending, error = 0, set(futures), None
         while pending:
-            ended, pending = wait(pending, return_when=FIRST_COMPLETED)
+            try:
+                ended, pending = wait(pending, return_when=FIRST_COMPLETED)
+            except BaseException:   # e.g. KeyboardInterrupt: leaving the pool must not
+                for f in pending:   # first run every queued cell
+                    f.cancel()
+                raise
             for fut in ended:
                 if fut.cancelled():
                     continue
