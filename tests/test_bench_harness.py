@@ -81,7 +81,7 @@ def test_registry_errors():
     with pytest.raises(TypeError, match="space"):
         bench.Problem("s", {}, objective=lambda p, r: 0.0)
     with pytest.raises(ValueError, match="n_trials"):
-        run_one(PROBLEMS["branin"], OPTIMIZERS["hpcore-random"], 0, 0)
+        run_one(PROBLEMS["branin"], bench.get_optimizer("hpcore-random"), 0, 0)
 
 
 class _FirstCorner(bench.AskTell):
@@ -123,11 +123,11 @@ def test_curve_cache_and_budget():
     prob = bench.Problem("test_curve", {"x": hp.Float(0, 1)}, curve=_fake_curve,
                          max_resource=9, kind="curve")
     cache = CurveCache(prob)
-    rows = run_one(prob, OPTIMIZERS["hpcore-random+asha"], 0, 6, cache=cache)
+    rows = run_one(prob, bench.get_optimizer("hpcore-random+asha"), 0, 6, cache=cache)
     assert rows[-1]["cum_epochs"] <= 6 * 9 and rows[-1]["cum_epochs"] + 9 > 6 * 9
     assert sum(r["epochs"] for r in rows) == rows[-1]["cum_epochs"]
     assert any(r["state"] == "pruned" for r in rows) and len(rows) > 6
-    again = run_one(prob, OPTIMIZERS["hpcore-random+asha"], 0, 6, cache=cache)
+    again = run_one(prob, bench.get_optimizer("hpcore-random+asha"), 0, 6, cache=cache)
     assert [r["value"] for r in again] == [r["value"] for r in rows]
     assert cache.computed == sum(r["epochs"] for r in rows)  # the replay computed nothing
 
@@ -138,7 +138,7 @@ def test_harness_tiny_run_csv(tmp_path):
 
     names = ["hpcore-random", "hpcore-qmc", "hpcore-bayes", "hpcore-genetic"]
     for peer in ("optuna-tpe", "optuna-random", "hyperopt-tpe", "skopt-gp"):
-        if not OPTIMIZERS[peer].missing():
+        if not bench.get_optimizer(peer).missing():
             names.append(peer)
     run_compare(problems=["branin"], optimizers=names, n_trials=12, seeds=2, n_initial=5,
                 out=tmp_path, tag="tiny", log=lambda *a, **k: None)
@@ -240,9 +240,9 @@ def test_parallel_cells_give_the_sequential_trials(tmp_path):
     from hpcore.bench.runner import run_suite
 
     probs = [bench.get_problem("branin"), bench.get_problem("hartmann6")]
-    specs = [OPTIMIZERS[n] for n in ("hpcore-random", "hpcore-bayes", "hpcore-genetic")]
-    if not OPTIMIZERS["optuna-tpe"].missing():
-        specs.append(OPTIMIZERS["optuna-tpe"])
+    specs = [bench.get_optimizer(n) for n in ("hpcore-random", "hpcore-bayes", "hpcore-genetic")]
+    if not bench.get_optimizer("optuna-tpe").missing():
+        specs.append(bench.get_optimizer("optuna-tpe"))
     quiet = lambda *a, **k: None  # noqa: E731
     one = run_suite(probs, specs, [0, 1], 8, n_initial=4, log=quiet)
     two = run_suite(probs, specs, [0, 1], 8, n_initial=4, n_jobs=2, log=quiet)
