@@ -595,5 +595,11 @@ def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[s
          "n_jobs": n_jobs, "segments": segs,
          "skipped": skipped, "optimizers": summary["optimizers"]}, indent=1, default=float))
     report.write_plots(rows, summary, prefix)
-    store.remove()
+    mine = {store._path(p.name, s.name).name for p in probs for s in specs if s.applies_to(p)}
+    others = [f for f in store.folder.glob("*.json.gz") if f.name not in mine]
+    if others:   # a resumed subset must not throw away the rest of a bigger run
+        log(f"hpcore bench: kept {store.folder}: it also holds {len(others)} cells of "
+            "problems or optimizers this run did not include")
+    else:
+        store.remove()
     return summary
