@@ -253,6 +253,11 @@ class CellStore:
 
         return self.folder / f"{quote(problem, safe='')}__{quote(optimizer, safe='')}.json.gz"
 
+    def n_other_cells(self, pairs) -> int:
+        """How many saved cells are not among the (problem, optimizer) ``pairs``."""
+        mine = {self._path(p, o).name for p, o in pairs}
+        return sum(f.name not in mine for f in self.folder.glob("*.json.gz"))
+
     def has(self, problem: str, optimizer: str) -> bool:
         return self._path(problem, optimizer).exists()
 
@@ -549,8 +554,9 @@ def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[s
     log(f"hpcore bench: {len(specs)} optimizers x {len(probs)} problems x {seeds} seeds, "
         f"{n_trials} trials, {n_threads} thread(s), {n_jobs} process(es); load average "
         f"{load0[0]:.2f}")
-    n_cells = sum(s.applies_to(p) for p in probs for s in specs)
-    n_saved = sum(store.has(p.name, s.name) for p in probs for s in specs if s.applies_to(p))
+    pairs = [(p.name, s.name) for p in probs for s in specs if s.applies_to(p)]
+    n_cells = len(pairs)
+    n_saved = sum(store.has(p, o) for p, o in pairs)
     store.begin_segment({"n_jobs": n_jobs, "cells_read_back": n_saved, "cells_total": n_cells,
                          "loadavg_start": load0[0]})
     ok = False
@@ -595,10 +601,9 @@ def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[s
          "n_jobs": n_jobs, "segments": segs,
          "skipped": skipped, "optimizers": summary["optimizers"]}, indent=1, default=float))
     report.write_plots(rows, summary, prefix)
-    mine = {store._path(p.name, s.name).name for p in probs for s in specs if s.applies_to(p)}
-    others = [f for f in store.folder.glob("*.json.gz") if f.name not in mine]
+    others = store.n_other_cells(pairs)
     if others:   # a resumed subset must not throw away the rest of a bigger run
-        log(f"hpcore bench: kept {store.folder}: it also holds {len(others)} cells of "
+        log(f"hpcore bench: kept {store.folder}: it also holds {others} cells of "
             "problems or optimizers this run did not include")
     else:
         store.remove()
