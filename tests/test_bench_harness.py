@@ -6,6 +6,7 @@ import csv
 import math
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -338,3 +339,59 @@ def test_killed_segment_keeps_its_cells_and_time(tmp_path):
     got_rows, line, wall = again.load("p", "o/1")
     assert line == "line" and wall == 1.5 and math.isnan(got_rows[0]["value"])
     assert got_rows[0]["optimizer"] == "o/1" and again.load("p", "other") is None
+
+
+class _Slow(_FirstCorner):
+    """A user optimizer that takes its time and notes each run it starts in ``LOG``."""
+
+    LOG = None
+
+    def __init__(self, space, settings):
+        super().__init__(space, settings)
+        with open(_Slow.LOG, "a") as fh:
+            fh.write("run\n")
+
+    def ask(self):
+        time.sleep(0.02)
+        return super().ask()
+
+
+def test_interrupt_cancels_the_queued_cells(tmp_path, monkeypatch):
+    """Ctrl-C while cells run in processes cancels the queued cells (leaving the pool
+    would otherwise run every one of them first); the saved cells stay for --resume."""
+    import concurrent.futures as cf
+
+    from hpcore.bench.runner import run_compare
+
+    _Slow.LOG = tmp_path / "runs.txt"
+    bench.register_optimizer("test-slow", _Slow, replace=True)
+    real_wait, calls = cf.wait, []
+
+    def wait_then_interrupt(fs, **kw):
+        calls.append(1)
+        if len(calls) == 2:   # after the first cells have ended
+            raise KeyboardInterrupt
+        return real_wait(fs, **kw)
+
+    synthetic = [p for p in bench.list_problems() if PROBLEMS[p].kind == "synthetic"]
+    kw = dict(problems=synthetic, optimizers=["test-slow"], n_trials=5, seeds=2, n_initial=2,
+              out=tmp_path, tag="i", n_jobs=2, log=lambda *a, **k: None)
+    try:
+        monkeypatch.setattr(cf, "wait", wait_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            run_compare(**kw)
+        monkeypatch.setattr(cf, "wait", real_wait)
+        cells = tmp_path / "compare_i.cells"
+        n_saved = len(list(cells.glob("*__*.json.gz")))
+        started_before = len(_Slow.LOG.read_text().splitlines())
+        run_compare(**kw, resume=True)
+        started_after = len(_Slow.LOG.read_text().splitlines()) - started_before
+    finally:
+        OPTIMIZERS.pop("test-slow")
+    assert 1 <= n_saved < 2 * len(synthetic)
+    # the interrupted segment ran the cells in the workers and the pool's small queue only
+    assert started_before < started_after
+    import json
+    meta = json.loads((tmp_path / "compare_i.json").read_text())
+    assert [s["completed"] for s in meta["segments"]] == [False, True]
+    assert meta["segments"][1]["cells_read_back"] == n_saved
