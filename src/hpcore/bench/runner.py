@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import sys
 import time
@@ -228,11 +229,12 @@ class CellStore:
 
     def __init__(self, folder: str | os.PathLike, protocol: dict[str, Any], *,
                  resume: bool = False) -> None:
-        import json
         from pathlib import Path
 
         self.folder = Path(folder)
         self.protocol = json.loads(json.dumps(protocol))
+        self._segs: list[dict[str, Any]] = []   # this invocation's segments (begin_segment)
+        self._seg_t0 = 0.0
         meta = self.folder / "protocol.json"
         if self.folder.exists() and any(self.folder.iterdir()):
             if not resume:
@@ -263,8 +265,6 @@ class CellStore:
 
     def load(self, problem: str, optimizer: str) -> tuple[list[dict], str, float] | None:
         """The saved cell's rows, log line and wall seconds, or ``None``."""
-        import json
-
         path = self._path(problem, optimizer)
         if not path.exists():
             return None
@@ -275,20 +275,16 @@ class CellStore:
 
     def save(self, problem: str, optimizer: str, rows: list[dict], line: str,
              wall_s: float) -> None:
-        import json
-
         cols = list(rows[0]) if rows else []
         _write_atomic(self._path(problem, optimizer), gzip.compress(json.dumps(
             {"problem": problem, "optimizer": optimizer, "wall_s": wall_s, "line": line,
              "columns": cols, "rows": [[r[c] for c in cols] for r in rows]}).encode()))
-        if getattr(self, "_segs", None):
+        if self._segs:
             self._segs[-1]["cells_run"] += 1
             self._write_segments()
 
     def segments(self) -> list[dict[str, Any]]:
         """The invocations so far, oldest first."""
-        import json
-
         path = self.folder / "segments.json"
         return json.loads(path.read_text()) if path.exists() else []
 
@@ -307,9 +303,7 @@ class CellStore:
         return self._segs
 
     def _write_segments(self) -> None:
-        import json
-
-        if getattr(self, "_segs", None):
+        if self._segs:
             self._segs[-1].update(wall_s=time.perf_counter() - self._seg_t0,
                                   loadavg_now=os.getloadavg()[0])
             _write_atomic(self.folder / "segments.json",
@@ -517,7 +511,6 @@ def run_compare(*, problems: Sequence[str] | None = None, optimizers: Sequence[s
     and runs the rest; without it, an existing folder raises ``ValueError`` (nothing
     saved is thrown away).  The reported wall time is the sum over the run's segments.
     """
-    import json
     import platform
     from pathlib import Path
 
