@@ -254,6 +254,30 @@ def test_same_results_for_one_and_two_threads():
         assert np.array_equal(u, w)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 9])
+@pytest.mark.parametrize("nt", [1, 2, 3])
+def test_every_row_is_filled_for_any_n_and_thread_count(n, nt):
+    # The fill deals rows k and n - 1 - k to one iteration: odd n has a middle row of its
+    # own, and more threads than rows (or than row pairs) leave some threads idle.
+    rng = np.random.default_rng(n)
+    X, y = rng.random((n, 2)), rng.standard_normal(n)
+    th = _theta(2)
+    ls = np.exp(th[:2])
+    K = _np_kernel(X, X, ls, 1.7, "matern52") + 1e-3 * np.eye(n)
+    L, alpha, jit, lml = _gp.factorize(X, y, th, 0, nt)
+    assert jit == 0.0
+    np.testing.assert_allclose(L @ L.T, K, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(alpha, np.linalg.solve(K, y), rtol=1e-8, atol=1e-10)
+    v, g, _ = _gp.lml_grad(X, y, th, 0, nt)
+    v_ref, g_ref = _np_lml_grad(X, y, th, "matern52")
+    np.testing.assert_allclose(v, v_ref, rtol=1e-10)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-9 * np.abs(g_ref).max())
+    Xq = np.random.default_rng(n).random((n, 2))
+    np.testing.assert_allclose(
+        kernels.gp_kernel_matrix(Xq, X, lengthscales=ls, signal_var=1.7, n_threads=nt + 2),
+        _np_kernel(Xq, X, ls, 1.7, "matern52"), rtol=1e-10, atol=0)
+
+
 def test_bad_inputs_name_the_argument():
     X, y = _data(10, 2)
     with pytest.raises(ValueError, match="X must be 2-D"):

@@ -721,6 +721,8 @@ def kernel_matrix(const double[:, ::1] X1, const double[:, ::1] X2,
     cdef bint failed = False
     if n1 == 0 or n2 == 0:
         return out
+    if nt > n1:
+        nt = <int>n1              # no idle threads (and nt is read outside the pragma)
     X2Ta = np.ascontiguousarray(np.asarray(X2).T)
     cdef double[:, ::1] X2T = X2Ta
     with nogil, parallel(num_threads=nt):
@@ -818,25 +820,30 @@ cdef void _fill_lower(const double* X, const double* XT, double* K, double* c_ou
                       double diag_add, int kind, int nt) noexcept nogil:
     """K's lower triangle (C order, diagonal + ``diag_add``); with ``c_out`` (== K) also
     dk/d(r^2) of each pair j < i, flipped into the strict upper triangle (see
-    hp_grad_row).  Rows are dealt round-robin in chunks of 4 (row i costs i)."""
-    cdef Py_ssize_t i, j
+    hp_grad_row).  Row i costs i, so iteration k fills rows k and n - 1 - k: every
+    iteration costs the same and plain static blocks balance the threads (a prange
+    chunksize would leave Cython a temporary that only the OpenMP pragma reads, a
+    set-but-unused variable in the serial build)."""
+    cdef Py_ssize_t i, j, k, r, npair = (n + 1) // 2
     cdef double* buf
     cdef double* crow
     cdef double* buf0 = NULL
     buf = buf0
     with parallel(num_threads=nt):
         buf = <double*>malloc(3 * (n + 1) * sizeof(double))
-        for i in prange(n, schedule="static", chunksize=4):
-            if buf == NULL:
-                K[i * n + i] = NAN        # reported as a failed factorization
-                continue
-            crow = buf + 2 * (n + 1) if c_out != NULL else NULL
-            hp_kernel_row(X + i * d, XT, n, i + 1, d, inv_l2, signal, kind, EXP_LO, buf,
-                          buf + (n + 1), K + i * n, crow)
-            K[i * n + i] = K[i * n + i] + diag_add
-            if c_out != NULL:
-                for j in range(i):
-                    c_out[(n - 1 - i) * n + (n - 1 - j)] = crow[j]
+        for k in prange(npair, schedule="static"):
+            for r in range(2 if 2 * k + 1 < n else 1):
+                i = k if r == 0 else n - 1 - k
+                if buf == NULL:
+                    K[i * n + i] = NAN    # reported as a failed factorization
+                    continue
+                crow = buf + 2 * (n + 1) if c_out != NULL else NULL
+                hp_kernel_row(X + i * d, XT, n, i + 1, d, inv_l2, signal, kind, EXP_LO, buf,
+                              buf + (n + 1), K + i * n, crow)
+                K[i * n + i] = K[i * n + i] + diag_add
+                if c_out != NULL:
+                    for j in range(i):
+                        c_out[(n - 1 - i) * n + (n - 1 - j)] = crow[j]
         free(buf)
 
 
