@@ -206,6 +206,29 @@ def test_regret_normalization():
     assert s["optimizers"]["hpcore-bayes"]["mean_regret"] == pytest.approx(0.25)
 
 
+def test_significance_direction_with_tied_medians():
+    # rf_wine in the full run: a validation error takes few values, so a peer four seeds
+    # in ten worse than the best peer has the same median; the test says worse, not better.
+    from hpcore.bench.report import summarize
+
+    rows = [{"optimizer": o, "problem": "steps", "seed": s, "trial": 0, "value": v,
+             "true_value": v, "best_so_far": v, "suggest_time": 0.001, "objective_time": 0.0,
+             "state": "complete", "epochs": 0}
+            for o, vals in (("hpcore-random", [3.0] * 10), ("optuna-gp", [1.0] * 10),
+                            ("hyperopt-tpe", [1.0] * 6 + [2.0] * 4),
+                            ("hpcore-bayes", [1.0] * 10))
+            for s, v in enumerate(vals)]
+    s = summarize(rows)
+    e = s["problems"]["steps"]
+    assert e["best_peer"] == "optuna-gp"
+    h = e["optimizers"]["hyperopt-tpe"]
+    assert h["median_final"] == e["optimizers"]["optuna-gp"]["median_final"]
+    assert h["p_vs_best_peer"] < 0.05
+    assert s["optimizers"]["hyperopt-tpe"]["sig_worse_than_best_peer"] == ["steps"]
+    assert s["optimizers"]["hyperopt-tpe"]["sig_better_than_best_peer"] == []
+    assert s["optimizers"]["hpcore-bayes"]["sig_worse_than_best_peer"] == []   # equal: p = 1
+
+
 def test_cli_bench_passes_its_options(capsys):
     from hpcore.cli import main
 
