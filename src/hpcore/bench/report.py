@@ -84,7 +84,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 e["p_vs_best_peer"] = float("nan")
                 continue
             a, b = e["finals"], entry["optimizers"][best_peer]["finals"]
-            if np.allclose(a, b) and len(a) == len(b):
+            if len(a) == len(b) and np.allclose(a, b):   # allclose raises on unequal lengths
                 e["p_vs_best_peer"], e["worse_than_best_peer"] = 1.0, False
                 continue
             with warnings.catch_warnings():
